@@ -1,0 +1,73 @@
+"""qfan: async, typed, batching messaging on AWS SQS that never loses a message.
+
+The public API is exactly what ``__all__`` lists; everything in underscored modules is private.
+"""
+
+from ._app import App
+from ._attributes import AttributeValue
+from ._codec import Format
+from ._consumer import Consumer
+from ._exceptions import (
+    AccessDenied,
+    AwsError,
+    BatchSendError,
+    BatchTooLarge,
+    ChecksumMismatch,
+    ConfigError,
+    DecodeError,
+    EncodeError,
+    InvalidParameter,
+    MessageError,
+    MessageTooLarge,
+    QfanError,
+    QueueConflict,
+    QueueNameExists,
+    QueueNotFound,
+    ReceiptHandleInvalid,
+    ServiceUnavailable,
+    Throttled,
+    TransportError,
+)
+from ._local import LocalEmulator, local
+from ._message import Message
+from ._queue import Queue, QueueInfo
+from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
+from ._transport import RetryPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "App",
+    "AttributeValue",
+    "AwsError",
+    "BatchSendError",
+    "BatchTooLarge",
+    "ChecksumMismatch",
+    "ConfigError",
+    "Consumer",
+    "DecodeError",
+    "EncodeError",
+    "Encryption",
+    "Format",
+    "InvalidParameter",
+    "KmsEncryption",
+    "LocalEmulator",
+    "Message",
+    "MessageError",
+    "MessageTooLarge",
+    "QfanError",
+    "Queue",
+    "QueueConflict",
+    "QueueInfo",
+    "QueueNameExists",
+    "QueueNotFound",
+    "ReceiptHandleInvalid",
+    "RetryPolicy",
+    "ServiceUnavailable",
+    "SqsManagedEncryption",
+    "Throttled",
+    "TransportError",
+    "__version__",
+    "local",
+]

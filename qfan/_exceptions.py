@@ -1,0 +1,215 @@
+"""The one exception tree of qfan.
+
+Everything qfan raises derives from :class:`QfanError`::
+
+    QfanError
+    ├── ConfigError                 bad option, range or combination (raised before any I/O)
+    │   └── QueueConflict           an existing queue's attributes differ from the declaration
+    ├── MessageError                a problem with one message, found on this side of the wire
+    │   ├── EncodeError             the value cannot be encoded
+    │   ├── DecodeError             the body cannot be decoded into the wanted type (keeps the raw body)
+    │   ├── MessageTooLarge         body + attributes exceed the queue's MaximumMessageSize
+    │   └── ChecksumMismatch        the MD5 SQS reported differs from what was sent or received
+    ├── BatchSendError              some messages of a send_many were not sent; says which
+    ├── TransportError              the connection failed before an answer arrived (transient)
+    └── AwsError                    AWS answered with an error; keeps ``code`` and ``request_id``
+        ├── QueueNotFound
+        ├── QueueNameExists         CreateQueue raced with a different declaration
+        ├── AccessDenied
+        ├── InvalidParameter
+        ├── BatchTooLarge
+        ├── ReceiptHandleInvalid    the receipt handle is malformed or its message is no longer in flight
+        ├── Throttled               (transient)
+        └── ServiceUnavailable      5xx, internal errors (transient)
+
+AWS error codes are turned into these classes in exactly one place:
+:func:`qfan._transport._errors.error_for_code`. Transient errors (``TransportError``, ``Throttled``,
+``ServiceUnavailable``) have ``transient = True`` and are retried by the transport's retry policy before they reach user code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "AccessDenied",
+    "AwsError",
+    "BatchSendError",
+    "BatchTooLarge",
+    "ChecksumMismatch",
+    "ConfigError",
+    "DecodeError",
+    "EncodeError",
+    "InvalidParameter",
+    "MessageError",
+    "MessageTooLarge",
+    "QfanError",
+    "QueueConflict",
+    "QueueNameExists",
+    "QueueNotFound",
+    "ReceiptHandleInvalid",
+    "ServiceUnavailable",
+    "Throttled",
+    "TransportError",
+]
+
+
+class QfanError(Exception):
+    """Base class of every error qfan raises."""
+
+    #: Whether retrying the same request later may succeed.
+    transient: bool = False
+
+
+class ConfigError(QfanError, ValueError):
+    """An option is out of range, inconsistent, or otherwise unusable."""
+
+
+class QueueConflict(ConfigError):
+    """An existing queue's attributes differ from what the declaration asks for.
+
+    Attributes:
+        queue: the queue name.
+        differences: attribute name -> (declared value, existing value).
+    """
+
+    def __init__(self, queue: str, differences: Mapping[str, tuple[str | None, str | None]]) -> None:
+        self.queue = queue
+        self.differences = dict(differences)
+        listed = ", ".join(
+            f"{name}: declared {want!r}, existing {have!r}"
+            for name, (want, have) in sorted(self.differences.items())
+        )
+        super().__init__(
+            f"queue {queue!r} exists with different attributes ({listed}); "
+            "change the declaration, or declare with on_conflict='update' to update the queue"
+        )
+
+
+class MessageError(QfanError):
+    """A problem with one message, detected by qfan."""
+
+
+class EncodeError(MessageError, TypeError):
+    """The value cannot be encoded into a message body."""
+
+
+class DecodeError(MessageError, ValueError):
+    """A message body cannot be decoded into the wanted type.
+
+    Attributes:
+        raw_body: the body exactly as it came off the queue.
+        content_type: the content type the body claimed (``None`` when absent).
+    """
+
+    def __init__(self, message: str, *, raw_body: str, content_type: str | None) -> None:
+        super().__init__(message)
+        self.raw_body = raw_body
+        self.content_type = content_type
+
+
+class MessageTooLarge(MessageError):
+    """Body plus attributes exceed what the queue accepts.
+
+    Attributes:
+        size: the message's size in bytes (body + attribute names, types and values).
+        limit: the queue's ``MaximumMessageSize``.
+    """
+
+    def __init__(self, size: int, limit: int, queue: str) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"message of {size} bytes (body + attributes) exceeds the {limit}-byte "
+            f"MaximumMessageSize of queue {queue!r}"
+        )
+
+
+class ChecksumMismatch(MessageError):
+    """An MD5 digest reported by SQS does not match the message's content."""
+
+
+class BatchSendError(QfanError):
+    """Some messages of a ``send_many`` call were not sent.
+
+    Attributes:
+        results: one entry per value, in order: the message id, or the error that value ended with.
+        errors: index -> error, for the values that were not sent.
+    """
+
+    def __init__(self, results: list[str | QfanError]) -> None:
+        self.results = results
+        self.errors = {i: r for i, r in enumerate(results) if isinstance(r, QfanError)}
+        first_index, first = next(iter(self.errors.items()))
+        super().__init__(
+            f"{len(self.errors)} of {len(results)} messages were not sent "
+            f"(first: #{first_index}: {type(first).__name__}: {first})"
+        )
+
+
+class TransportError(QfanError):
+    """The request did not get an answer: connection refused, reset, timed out."""
+
+    transient = True
+
+
+class AwsError(QfanError):
+    """AWS (or the emulator) answered a request with an error.
+
+    Attributes:
+        code: the AWS error code, e.g. ``"AWS.SimpleQueueService.NonExistentQueue"``.
+        request_id: the AWS request id, for support cases (``None`` when not known).
+        operation: the API operation, e.g. ``"SendMessageBatch"``.
+        sender_fault: whether AWS blames the request (``None`` when not known).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str,
+        request_id: str | None = None,
+        operation: str | None = None,
+        sender_fault: bool | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code = code
+        self.request_id = request_id
+        self.operation = operation
+        self.sender_fault = sender_fault
+
+
+class QueueNotFound(AwsError):
+    """The queue does not exist (or is not visible to these credentials)."""
+
+
+class QueueNameExists(AwsError):
+    """A queue with this name already exists with different attributes."""
+
+
+class AccessDenied(AwsError):
+    """The credentials are not allowed to perform the operation."""
+
+
+class InvalidParameter(AwsError):
+    """AWS rejected a parameter value, attribute or combination."""
+
+
+class BatchTooLarge(AwsError):
+    """The batch's total size exceeds the limit."""
+
+
+class ReceiptHandleInvalid(AwsError):
+    """The receipt handle is malformed, or its message is no longer in flight (it expired)."""
+
+
+class Throttled(AwsError):
+    """AWS throttled the request."""
+
+    transient = True
+
+
+class ServiceUnavailable(AwsError):
+    """AWS failed internally (5xx)."""
+
+    transient = True

@@ -1,0 +1,227 @@
+"""The aiobotocore implementation of the transport: one session, one pooled client per service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+
+from ._errors import map_aws_errors
+from ._settings import ConnectionSettings
+from ._types import (
+    BatchResult,
+    EntryFailure,
+    ReceiptEntry,
+    ReceivedMessage,
+    SendEntry,
+    SentMessage,
+    VisibilityEntry,
+    WireAttribute,
+    WireAttributes,
+)
+
+_ALL = ["All"]
+
+
+def _wire_to_boto(attributes: WireAttributes) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, attribute in attributes.items():
+        if attribute.binary_value is not None:
+            out[name] = {"DataType": attribute.data_type, "BinaryValue": attribute.binary_value}
+        else:
+            out[name] = {"DataType": attribute.data_type, "StringValue": attribute.string_value}
+    return out
+
+
+def _boto_to_wire(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, WireAttribute]:
+    return {
+        name: WireAttribute(
+            data_type=value["DataType"],
+            string_value=value.get("StringValue"),
+            binary_value=value.get("BinaryValue"),
+        )
+        for name, value in attributes.items()
+    }
+
+
+def _failures(response: Mapping[str, Any]) -> list[EntryFailure]:
+    return [
+        EntryFailure(
+            id=failed["Id"],
+            code=failed.get("Code", "Unknown"),
+            message=failed.get("Message", ""),
+            sender_fault=bool(failed.get("SenderFault", True)),
+        )
+        for failed in response.get("Failed", ())
+    ]
+
+
+class BotocoreSqs:
+    """SQS over an aiobotocore client: both the data plane and the control plane."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    # -- data plane -----------------------------------------------------------------------------------
+
+    async def send_batch(self, queue_url: str, entries: Sequence[SendEntry]) -> BatchResult[SentMessage]:
+        request = []
+        for entry in entries:
+            item: dict[str, Any] = {"Id": entry.id, "MessageBody": entry.body}
+            if entry.attributes:
+                item["MessageAttributes"] = _wire_to_boto(entry.attributes)
+            if entry.delay_seconds is not None:
+                item["DelaySeconds"] = entry.delay_seconds
+            if entry.group_id is not None:
+                item["MessageGroupId"] = entry.group_id
+            if entry.dedup_id is not None:
+                item["MessageDeduplicationId"] = entry.dedup_id
+            request.append(item)
+        with map_aws_errors("SendMessageBatch"):
+            response = await self._client.send_message_batch(QueueUrl=queue_url, Entries=request)
+        return BatchResult(
+            succeeded=[
+                SentMessage(
+                    id=ok["Id"],
+                    message_id=ok["MessageId"],
+                    md5_of_body=ok["MD5OfMessageBody"],
+                    md5_of_attributes=ok.get("MD5OfMessageAttributes"),
+                    sequence_number=ok.get("SequenceNumber"),
+                )
+                for ok in response.get("Successful", ())
+            ],
+            failed=_failures(response),
+        )
+
+    async def receive(
+        self,
+        queue_url: str,
+        *,
+        max_messages: int,
+        wait_seconds: int,
+        visibility_timeout: int | None,
+    ) -> list[ReceivedMessage]:
+        params: dict[str, Any] = {
+            "QueueUrl": queue_url,
+            "MaxNumberOfMessages": max_messages,
+            "WaitTimeSeconds": wait_seconds,
+            "MessageAttributeNames": _ALL,
+            "MessageSystemAttributeNames": _ALL,
+        }
+        if visibility_timeout is not None:
+            params["VisibilityTimeout"] = visibility_timeout
+        with map_aws_errors("ReceiveMessage"):
+            response = await self._client.receive_message(**params)
+        return [
+            ReceivedMessage(
+                message_id=raw["MessageId"],
+                receipt_handle=raw["ReceiptHandle"],
+                body=raw.get("Body", ""),
+                attributes=_boto_to_wire(raw.get("MessageAttributes", {})),
+                system_attributes=raw.get("Attributes", {}),
+                md5_of_body=raw.get("MD5OfBody"),
+                md5_of_attributes=raw.get("MD5OfMessageAttributes"),
+            )
+            for raw in response.get("Messages", ())
+        ]
+
+    async def delete_batch(self, queue_url: str, entries: Sequence[ReceiptEntry]) -> BatchResult[str]:
+        request = [{"Id": e.id, "ReceiptHandle": e.receipt_handle} for e in entries]
+        with map_aws_errors("DeleteMessageBatch"):
+            response = await self._client.delete_message_batch(QueueUrl=queue_url, Entries=request)
+        return BatchResult(
+            succeeded=[ok["Id"] for ok in response.get("Successful", ())],
+            failed=_failures(response),
+        )
+
+    async def change_visibility_batch(
+        self, queue_url: str, entries: Sequence[VisibilityEntry]
+    ) -> BatchResult[str]:
+        request = [
+            {
+                "Id": e.id,
+                "ReceiptHandle": e.receipt_handle,
+                "VisibilityTimeout": e.visibility_timeout,
+            }
+            for e in entries
+        ]
+        with map_aws_errors("ChangeMessageVisibilityBatch"):
+            response = await self._client.change_message_visibility_batch(QueueUrl=queue_url, Entries=request)
+        return BatchResult(
+            succeeded=[ok["Id"] for ok in response.get("Successful", ())],
+            failed=_failures(response),
+        )
+
+    # -- control plane --------------------------------------------------------------------------------
+
+    async def get_queue_url(self, name: str) -> str:
+        with map_aws_errors("GetQueueUrl"):
+            response = await self._client.get_queue_url(QueueName=name)
+        return str(response["QueueUrl"])
+
+    async def create_queue(self, name: str, attributes: Mapping[str, str], tags: Mapping[str, str]) -> str:
+        params: dict[str, Any] = {"QueueName": name, "Attributes": dict(attributes)}
+        if tags:
+            params["tags"] = dict(tags)
+        with map_aws_errors("CreateQueue"):
+            response = await self._client.create_queue(**params)
+        return str(response["QueueUrl"])
+
+    async def get_queue_attributes(self, queue_url: str) -> dict[str, str]:
+        with map_aws_errors("GetQueueAttributes"):
+            response = await self._client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=_ALL)
+        return dict(response.get("Attributes", {}))
+
+    async def set_queue_attributes(self, queue_url: str, attributes: Mapping[str, str]) -> None:
+        with map_aws_errors("SetQueueAttributes"):
+            await self._client.set_queue_attributes(QueueUrl=queue_url, Attributes=dict(attributes))
+
+    async def list_queue_tags(self, queue_url: str) -> dict[str, str]:
+        with map_aws_errors("ListQueueTags"):
+            response = await self._client.list_queue_tags(QueueUrl=queue_url)
+        return dict(response.get("Tags", {}))
+
+    async def tag_queue(self, queue_url: str, tags: Mapping[str, str]) -> None:
+        with map_aws_errors("TagQueue"):
+            await self._client.tag_queue(QueueUrl=queue_url, Tags=dict(tags))
+
+    async def delete_queue(self, queue_url: str) -> None:
+        with map_aws_errors("DeleteQueue"):
+            await self._client.delete_queue(QueueUrl=queue_url)
+
+    async def purge_queue(self, queue_url: str) -> None:
+        with map_aws_errors("PurgeQueue"):
+            await self._client.purge_queue(QueueUrl=queue_url)
+
+
+@asynccontextmanager
+async def open_sqs(settings: ConnectionSettings) -> AsyncIterator[BotocoreSqs]:
+    """Open one pooled aiobotocore SQS client for the lifetime of the block.
+
+    botocore's retries are disabled (one attempt): qfan's ``RetryPolicy`` is the only retry layer.
+    """
+    session = AioSession(profile=settings.profile)
+    region = settings.resolve_region(session.get_config_variable("region"))
+    config = AioConfig(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=settings.max_connections,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        tcp_keepalive=True,
+    )
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            session.create_client(
+                "sqs",
+                region_name=region,
+                endpoint_url=settings.endpoint("sqs"),
+                aws_access_key_id=settings.access_key_id,
+                aws_secret_access_key=settings.secret_access_key,
+                aws_session_token=settings.session_token,
+                config=config,
+            )
+        )
+        yield BotocoreSqs(client)

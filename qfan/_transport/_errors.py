@@ -1,0 +1,172 @@
+"""The one place where AWS error codes and connection failures become qfan exceptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
+
+from .._exceptions import (
+    AccessDenied,
+    AwsError,
+    BatchTooLarge,
+    ConfigError,
+    InvalidParameter,
+    QueueNameExists,
+    QueueNotFound,
+    ReceiptHandleInvalid,
+    ServiceUnavailable,
+    Throttled,
+    TransportError,
+)
+
+# Codes appear in three spellings: query protocol ("AWS.SimpleQueueService.NonExistentQueue"), JSON
+# protocol ("com.amazonaws.sqs#QueueDoesNotExist") and plain. They are normalised before lookup.
+_CODE_CLASSES: dict[str, type[AwsError]] = {
+    **dict.fromkeys(("QueueDoesNotExist", "NonExistentQueue", "NoSuchQueue"), QueueNotFound),
+    **dict.fromkeys(("QueueNameExists", "QueueAlreadyExists"), QueueNameExists),
+    **dict.fromkeys(
+        (
+            "AccessDenied",
+            "AccessDeniedException",
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "SignatureDoesNotMatch",
+            "InvalidSecurity",
+            "ExpiredToken",
+            "KmsAccessDenied",
+        ),
+        AccessDenied,
+    ),
+    **dict.fromkeys(
+        (
+            "InvalidParameterValue",
+            "InvalidParameterValueException",
+            "InvalidAttributeName",
+            "InvalidAttributeValue",
+            "InvalidMessageContents",
+            "MissingParameter",
+            "InvalidBatchEntryId",
+            "BatchEntryIdsNotDistinct",
+            "EmptyBatchRequest",
+            "TooManyEntriesInBatchRequest",
+            "UnsupportedOperation",
+            "ValidationError",
+            "ValidationException",
+            "InvalidIdFormat",
+            "OverLimit",
+            "InvalidAddress",
+            "KmsInvalidKeyUsage",
+            "KmsInvalidState",
+            "KmsNotFound",
+            "KmsDisabled",
+        ),
+        InvalidParameter,
+    ),
+    "BatchRequestTooLong": BatchTooLarge,
+    **dict.fromkeys(
+        ("ReceiptHandleIsInvalid", "InvalidReceiptHandle", "MessageNotInflight"),
+        ReceiptHandleInvalid,
+    ),
+    **dict.fromkeys(
+        (
+            "Throttling",
+            "ThrottlingException",
+            "ThrottledException",
+            "RequestThrottled",
+            "RequestThrottledException",
+            "TooManyRequestsException",
+            "RequestLimitExceeded",
+            "SlowDown",
+            "KmsThrottled",
+        ),
+        Throttled,
+    ),
+    **dict.fromkeys(
+        (
+            "InternalError",
+            "InternalFailure",
+            "InternalServerError",
+            "ServiceUnavailable",
+            "ServiceUnavailableException",
+            "RequestTimeout",
+        ),
+        ServiceUnavailable,
+    ),
+}
+
+
+def normalise_code(code: str) -> str:
+    """Strip the protocol-specific prefixes an AWS error code may carry."""
+    code = code.rpartition("#")[2]
+    for prefix in ("AWS.SimpleQueueService.", "AWS.SimpleNotificationService.", "AWS."):
+        if code.startswith(prefix):
+            return code[len(prefix) :]
+    return code
+
+
+def error_for_code(
+    code: str,
+    message: str,
+    *,
+    operation: str | None = None,
+    request_id: str | None = None,
+    sender_fault: bool | None = None,
+    status: int | None = None,
+) -> AwsError:
+    """Build the typed qfan error for an AWS error code (for whole calls and for batch entries alike)."""
+    cls = _CODE_CLASSES.get(normalise_code(code))
+    if cls is None:
+        cls = ServiceUnavailable if (status or 0) >= 500 else AwsError
+    return cls(
+        message,
+        code=code,
+        operation=operation,
+        request_id=request_id,
+        sender_fault=sender_fault,
+    )
+
+
+def _from_client_error(exc: ClientError, operation: str) -> AwsError:
+    error = exc.response.get("Error", {})
+    metadata = exc.response.get("ResponseMetadata", {})
+    fault = error.get("Type")
+    return error_for_code(
+        str(error.get("Code") or "Unknown"),
+        str(error.get("Message") or ""),
+        operation=operation,
+        request_id=metadata.get("RequestId"),
+        sender_fault=None if fault is None else fault == "Sender",
+        status=metadata.get("HTTPStatusCode"),
+    )
+
+
+@contextmanager
+def map_aws_errors(operation: str) -> Iterator[None]:
+    """Translate botocore and connection exceptions raised inside the block into qfan errors."""
+    try:
+        yield
+    except ClientError as exc:
+        raise _from_client_error(exc, operation) from exc
+    except (HTTPClientError, aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+        raise TransportError(f"{operation}: {exc}") from exc
+    except (
+        NoCredentialsError,
+        PartialCredentialsError,
+        NoRegionError,
+        ParamValidationError,
+    ) as exc:
+        raise ConfigError(f"{operation}: {exc}") from exc
+    except BotoCoreError as exc:
+        # Anything else botocore raises is still reported inside the one tree, never as a bare botocore error.
+        raise AwsError(str(exc), code=type(exc).__name__, operation=operation) from exc

@@ -1,0 +1,89 @@
+"""Wire-level records exchanged with the transport: what goes into and comes out of the hot SQS calls.
+
+They are deliberately plain (msgspec structs, strings and bytes) so that a second transport implementation
+can fill them directly from the wire without going through botocore's dictionaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Generic, TypeVar
+
+import msgspec
+
+S = TypeVar("S")
+
+
+class WireAttribute(msgspec.Struct, frozen=True, gc=False):
+    """One SQS message attribute as it travels: ``DataType`` plus a string or binary value."""
+
+    data_type: str
+    string_value: str | None = None
+    binary_value: bytes | None = None
+
+
+WireAttributes = Mapping[str, WireAttribute]
+
+
+class SendEntry(msgspec.Struct, frozen=True, gc=False):
+    """One entry of a SendMessageBatch call."""
+
+    id: str
+    body: str
+    attributes: WireAttributes
+    delay_seconds: int | None = None
+    group_id: str | None = None
+    dedup_id: str | None = None
+
+
+class SentMessage(msgspec.Struct, frozen=True, gc=False):
+    """A successful SendMessageBatch entry."""
+
+    id: str
+    message_id: str
+    md5_of_body: str
+    md5_of_attributes: str | None = None
+    sequence_number: str | None = None
+
+
+class ReceiptEntry(msgspec.Struct, frozen=True, gc=False):
+    """One entry of a DeleteMessageBatch call."""
+
+    id: str
+    receipt_handle: str
+
+
+class VisibilityEntry(msgspec.Struct, frozen=True, gc=False):
+    """One entry of a ChangeMessageVisibilityBatch call."""
+
+    id: str
+    receipt_handle: str
+    visibility_timeout: int
+
+
+class EntryFailure(msgspec.Struct, frozen=True, gc=False):
+    """A failed batch entry, as SQS reports it."""
+
+    id: str
+    code: str
+    message: str
+    sender_fault: bool
+
+
+class BatchResult(msgspec.Struct, Generic[S], frozen=True, gc=False):
+    """The per-entry outcome of a batch call: what succeeded (ids, or sent messages) and the failures."""
+
+    succeeded: list[S]
+    failed: list[EntryFailure]
+
+
+class ReceivedMessage(msgspec.Struct, frozen=True, gc=False):
+    """A message as ReceiveMessage returned it, with the digests SQS computed (verified above the seam)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: WireAttributes
+    system_attributes: Mapping[str, str]
+    md5_of_body: str | None = None
+    md5_of_attributes: str | None = None
