@@ -24,7 +24,8 @@ Everything qfan raises derives from :class:`QfanError`::
 
 AWS error codes are turned into these classes in exactly one place:
 :func:`qfan._transport._errors.error_for_code`. Transient errors (``TransportError``, ``Throttled``,
-``ServiceUnavailable``) have ``transient = True`` and are retried by the transport's retry policy before they reach user code.
+``ServiceUnavailable``) have ``transient = True`` and are retried by the transport's retry policy
+before they reach user code.
 """
 
 from __future__ import annotations
