@@ -98,6 +98,7 @@ class App:
         tags: Mapping[str, str] | None = ...,
         format: Format = ...,
         on_conflict: OnConflict = ...,
+        create: bool = ...,
     ) -> Queue[T]: ...
 
     @overload
@@ -119,6 +120,7 @@ class App:
         tags: Mapping[str, str] | None = ...,
         format: Format = ...,
         on_conflict: OnConflict = ...,
+        create: bool = ...,
     ) -> Queue[Any]: ...
 
     def queue(
@@ -140,6 +142,7 @@ class App:
         tags: Mapping[str, str] | None = None,
         format: Format = "json",
         on_conflict: OnConflict = "error",
+        create: bool = True,
     ) -> Queue[Any]:
         """Register a queue and return its handle (declared when the app opens, or on first use).
 
@@ -160,6 +163,7 @@ class App:
             tags: queue tags.
             format: ``"json"`` or ``"msgpack"`` for bodies that are not ``str``/``bytes``.
             on_conflict: an existing queue with other attributes is an ``"error"`` or gets ``"update"``d.
+            create: create the queue when missing; ``False`` only looks it up (``QueueNotFound`` if absent).
         """
         options = QueueOptions(
             name=name,
@@ -175,6 +179,7 @@ class App:
             encryption=encryption,
             tags=dict(tags or {}),
             on_conflict=on_conflict,
+            create=create,
         )
         if name in self._queues:
             raise ConfigError(

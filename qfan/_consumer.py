@@ -29,10 +29,18 @@ class Consumer(Generic[T]):
 
     It receives only when its buffer is empty, asking for at most ``prefetch`` messages (in parallel
     receives of up to 10), so it never holds more than ``prefetch`` messages the caller has not taken.
+    On a FIFO queue (``ordered``) it makes one receive at a time, so messages are handed out in the order
+    SQS released them.
     """
 
     def __init__(
-        self, receive: _Receive[T], *, prefetch: int, wait: int | None, visibility: int | None
+        self,
+        receive: _Receive[T],
+        *,
+        prefetch: int,
+        wait: int | None,
+        visibility: int | None,
+        ordered: bool = False,
     ) -> None:
         if isinstance(prefetch, bool) or not 1 <= prefetch <= 1_000:
             raise ConfigError(f"prefetch must be between 1 and 1000, got {prefetch!r}")
@@ -40,6 +48,7 @@ class Consumer(Generic[T]):
         self._prefetch = prefetch
         self._wait = wait
         self._visibility = visibility
+        self._ordered = ordered
         self._buffer: deque[Message[T]] = deque()
         self._closed = False
 
@@ -59,6 +68,11 @@ class Consumer(Generic[T]):
         return self._buffer.popleft()
 
     async def _refill(self) -> None:
+        if self._ordered:
+            self._buffer.extend(
+                await self._receive(min(self._prefetch, 10), wait=self._wait, visibility=self._visibility)
+            )
+            return
         received: list[Message[T]] = []
 
         async def receive(count: int) -> None:

@@ -170,6 +170,8 @@ class Queue(Generic[T]):
         try:
             url = await retry.call(lambda: control.get_queue_url(name))
         except QueueNotFound:
+            if not self.options.create:
+                raise
             try:
                 url = await retry.call(lambda: control.create_queue(name, wanted, self.options.tags))
                 created = True
@@ -374,7 +376,7 @@ class Queue(Generic[T]):
         Use ``async with queue.consume() as messages: async for m in messages: ...`` to give back
         (make visible again) whatever was prefetched but not handed out when the block ends.
         """
-        return Consumer(self.receive, prefetch=prefetch, wait=wait, visibility=visibility)
+        return Consumer(self.receive, prefetch=prefetch, wait=wait, visibility=visibility, ordered=self.fifo)
 
     # -- settling (used by Message) -------------------------------------------------------------------
 

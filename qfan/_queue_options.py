@@ -74,6 +74,7 @@ class QueueOptions:
     encryption: Encryption | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     on_conflict: OnConflict = "error"
+    create: bool = True
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 80:

@@ -1,0 +1,180 @@
+"""The ``qfan`` command line: ``local``, ``send``, ``receive`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio
+import msgspec
+
+from ._app import App
+from ._demo import run_demo
+from ._exceptions import QfanError
+from ._local import running_moto
+
+_json = msgspec.json.Encoder()
+
+
+def _app(args: argparse.Namespace) -> App:
+    return App("qfan-cli", endpoint_url=args.endpoint_url, region=args.region)
+
+
+def _attribute(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"attribute must look like NAME=VALUE, got {text!r}")
+    return name, value
+
+
+async def _send(args: argparse.Namespace) -> int:
+    app = _app(args)
+    queue = app.queue(args.queue, create=args.create)
+    body: Any = msgspec.json.decode(args.body) if args.json else args.body
+    async with app:
+        message_id = await queue.send(
+            body,
+            group_id=args.group_id,
+            dedup_id=args.dedup_id,
+            delay=args.delay,
+            attributes=dict(args.attribute),
+        )
+    print(message_id)
+    return 0
+
+
+async def _receive(args: argparse.Namespace) -> int:
+    app = _app(args)
+    queue = app.queue(args.queue, create=False)
+    async with app:
+        remaining = args.n
+        while remaining > 0:
+            messages = await queue.receive(min(remaining, 10), wait=args.wait)
+            if not messages:
+                break
+            for message in messages:
+                try:
+                    body: Any = message.body
+                except QfanError as exc:
+                    body = {"error": str(exc), "raw_body": message.raw_body}
+                record = {
+                    "message_id": message.message_id,
+                    "body": body,
+                    "attributes": message.attributes,
+                    "receive_count": message.receive_count,
+                    "group_id": message.group_id,
+                }
+                print(_json.encode(record).decode())
+                if args.ack:
+                    await message.ack()
+            remaining -= len(messages)
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    async def run(app: App) -> bool:
+        started = time.perf_counter()
+        ok = await run_demo(app, messages=args.messages, groups=args.groups, log=log)
+        log(f"demo {'passed' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s")
+        return ok
+
+    if args.endpoint_url:
+        log(f"running against {args.endpoint_url}")
+        return 0 if await run(_app(args)) else 1
+    with running_moto() as emulator:
+        log(f"embedded emulator (moto) listening on {emulator.endpoint_url}")
+        app = App(
+            "qfan-demo",
+            endpoint_url=emulator.endpoint_url,
+            region=emulator.region,
+            access_key_id="testing",
+            secret_access_key="testing",
+        )
+        return 0 if await run(app) else 1
+
+
+async def _local(args: argparse.Namespace) -> int:
+    with running_moto(port=args.port) as emulator:
+        print(f"# qfan embedded emulator (moto) on {emulator.endpoint_url}; Ctrl-C stops it")
+        print("# point qfan, boto3 or the AWS CLI at it with:")
+        for name, value in emulator.environment.items():
+            print(f"export {name}={value}")
+        sys.stdout.flush()
+        await anyio.sleep_forever()
+    return 0  # pragma: no cover - sleep_forever only ends by cancellation
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qfan", description="Async, typed, batching messaging on AWS SQS.")
+    parser.add_argument("--version", action="version", version=f"qfan {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def connection(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--endpoint-url", help="AWS or emulator endpoint (default: AWS_ENDPOINT_URL_SQS, then AWS)"
+        )
+        sub.add_argument("--region", help="AWS region (default: the AWS configuration chain)")
+
+    local = commands.add_parser("local", help="run the embedded emulator in the foreground")
+    local.add_argument("--port", type=int, default=4566, help="port on 127.0.0.1 (default 4566)")
+    local.set_defaults(run=_local)
+
+    send = commands.add_parser("send", help="send one message to a queue")
+    send.add_argument("queue", metavar="QUEUE")
+    send.add_argument("body", metavar="BODY")
+    send.add_argument("--json", action="store_true", help="BODY is JSON: send it as a JSON value")
+    send.add_argument("--group-id", help="message group (required for FIFO queues)")
+    send.add_argument("--dedup-id", help="FIFO deduplication id")
+    send.add_argument("--delay", type=int, help="seconds before the message is visible")
+    send.add_argument("--attribute", "-a", type=_attribute, action="append", default=[], metavar="NAME=VALUE")
+    send.add_argument("--create", action="store_true", help="create the queue if it does not exist")
+    connection(send)
+    send.set_defaults(run=_send)
+
+    receive = commands.add_parser("receive", help="receive messages and print them as JSON lines")
+    receive.add_argument("queue", metavar="QUEUE")
+    receive.add_argument("-n", type=int, default=1, help="how many messages at most (default 1)")
+    receive.add_argument("--wait", type=int, default=5, help="long-poll seconds per receive (default 5)")
+    receive.add_argument(
+        "--ack", action="store_true", help="delete messages once printed (default: leave them)"
+    )
+    connection(receive)
+    receive.set_defaults(run=_receive)
+
+    demo = commands.add_parser(
+        "demo", help="typed messages through a standard and a FIFO queue (embedded emulator by default)"
+    )
+    demo.add_argument("--messages", type=int, default=1500, help="messages per queue (default 1500)")
+    demo.add_argument("--groups", type=int, default=8, help="FIFO message groups (default 8)")
+    connection(demo)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qfan`` console script."""
+    args = _parser().parse_args(argv)
+    command: Callable[[argparse.Namespace], Awaitable[int]] = args.run
+    try:
+        return anyio.run(command, args)
+    except QfanError as exc:
+        print(f"qfan: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

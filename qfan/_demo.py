@@ -1,0 +1,176 @@
+"""``qfan demo``: typed messages through a standard and a FIFO queue, checked and timed.
+
+Producers and consumers run at the same time so that the backlog stays small: the embedded emulator (moto)
+spends time proportional to a queue's length on every call.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+import anyio
+import anyio.lowlevel
+import msgspec
+
+from ._app import App
+from ._queue import Queue
+
+T = TypeVar("T")
+
+_PHASE_TIMEOUT = 900.0
+# The embedded emulator's calls cost time proportional to the queue's length: keep the backlog short.
+_WINDOW = 40
+
+
+class Order(msgspec.Struct, frozen=True):
+    """A typed demo message."""
+
+    order_id: int
+    customer: str
+    amount_cents: int
+
+
+class Booking(msgspec.Struct, frozen=True):
+    """A typed demo message for the FIFO queue: ``seq`` counts up within each customer's group."""
+
+    customer: str
+    seq: int
+    seat: str
+
+
+@dataclass
+class PhaseReport:
+    """What one phase of the demo observed."""
+
+    name: str
+    sent: int = 0
+    received: int = 0
+    distinct: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    send_seconds: float = 0.0
+    total_seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.missing == 0 and not self.problems
+
+    def line(self) -> str:
+        rate = self.received / self.total_seconds if self.total_seconds else 0.0
+        verdict = "OK" if self.ok else "FAILED: " + "; ".join(self.problems or [f"{self.missing} missing"])
+        return (
+            f"{self.name:<10} sent {self.sent:>5}  received {self.distinct:>5} distinct "
+            f"({self.duplicates} duplicates, {self.missing} missing)  "
+            f"send {self.send_seconds:6.2f}s  end-to-end {self.total_seconds:6.2f}s  "
+            f"{rate:7.0f} msg/s  {verdict}"
+        )
+
+
+async def _phase(
+    report: PhaseReport,
+    queue: Queue[T],
+    make: Callable[[int], tuple[T, str | None]],
+    key: Callable[[T], Hashable],
+    window: int,
+) -> list[T]:
+    """Send ``report.sent`` messages while consuming them; returns first deliveries in arrival order.
+
+    Every value is sent with its own ``send`` call (the queue coalesces them into batches); a credit
+    semaphore keeps at most ``window`` messages in the queue at a time.
+    """
+    credits = anyio.Semaphore(window)
+    first: dict[Hashable, T] = {}
+    started = time.perf_counter()
+
+    async def produce() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(report.sent):
+                await credits.acquire()
+                value, group = make(i)
+                tg.start_soon(partial(queue.send, value, group_id=group))
+        report.send_seconds = time.perf_counter() - started
+
+    async def consume() -> None:
+        with anyio.fail_after(_PHASE_TIMEOUT):
+            async with queue.consume(prefetch=10, wait=1) as messages:
+                async for message in messages:
+                    body = message.body
+                    await message.ack()
+                    report.received += 1
+                    if key(body) not in first:
+                        first[key(body)] = body
+                        credits.release()
+                    if len(first) == report.sent:
+                        break
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        tg.start_soon(consume)
+    report.total_seconds = time.perf_counter() - started
+    report.distinct = len(first)
+    report.duplicates = report.received - report.distinct
+    report.missing = report.sent - report.distinct
+    return list(first.values())
+
+
+async def _standard_phase(queue: Queue[Order], count: int) -> PhaseReport:
+    report = PhaseReport("standard", sent=count)
+
+    def make(i: int) -> tuple[Order, None]:
+        return Order(order_id=i, customer=f"c{i % 7}", amount_cents=100 + i), None
+
+    received = await _phase(report, queue, make, lambda order: order.order_id, window=_WINDOW)
+    if sorted(order.order_id for order in received) != list(range(count)):
+        report.problems.append("received ids differ from the sent ids")
+    return report
+
+
+async def _fifo_phase(queue: Queue[Booking], count: int, groups: int) -> PhaseReport:
+    """Groups are interleaved: message i goes to group ``i % groups`` with the next seq of that group."""
+    report = PhaseReport("fifo", sent=count)
+
+    def make(i: int) -> tuple[Booking, str]:
+        customer = f"customer-{i % groups}"
+        return Booking(customer=customer, seq=i // groups, seat=f"{i % 30}{'ABCDEF'[i % 6]}"), customer
+
+    received = await _phase(report, queue, make, lambda b: (b.customer, b.seq), window=_WINDOW)
+    per_group: dict[str, list[int]] = defaultdict(list)
+    for booking in received:
+        per_group[booking.customer].append(booking.seq)
+    report.problems.extend(
+        f"{customer} out of order" for customer, seqs in sorted(per_group.items()) if seqs != sorted(seqs)
+    )
+    return report
+
+
+async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str], None]) -> bool:
+    """Run both phases on ``app``; returns whether every check passed. Queues are deleted afterwards."""
+    suffix = uuid.uuid4().hex[:8]
+    dead_letters = app.queue(f"qfan-demo-orders-dlq-{suffix}", Order)
+    orders = app.queue(
+        f"qfan-demo-orders-{suffix}", Order, dead_letter=dead_letters, max_receives=3, visibility_timeout=30
+    )
+    bookings = app.queue(f"qfan-demo-bookings-{suffix}.fifo", Booking, content_based_dedup=True)
+    async with app:
+        log(f"declared {orders.name} (dead letters: {dead_letters.name}) and {bookings.name}")
+        try:
+            standard = await _standard_phase(orders, messages)
+            log(standard.line())
+            fifo = await _fifo_phase(bookings, messages, groups)
+            log(fifo.line())
+            leftovers = await dead_letters.receive(10, wait=0)
+            if leftovers:
+                standard.problems.append(f"{len(leftovers)} messages dead-lettered")
+        finally:
+            with anyio.CancelScope(shield=True):
+                for queue in (orders, bookings, dead_letters):
+                    await queue.delete()
+        log(f"deleted the demo queues; FIFO order held in each of {groups} groups: {fifo.ok}")
+    return standard.ok and fifo.ok
