@@ -197,10 +197,26 @@ class App:
         return dict(self._queues)
 
     async def declare(self) -> None:
-        """Declare every registered queue (dead-letter queues first), concurrently and idempotently."""
+        """Declare every registered queue (dead-letter queues first), concurrently and idempotently.
+
+        If declarations fail, the first failure (in registration order) is raised, the others noted on it.
+        """
+        errors: dict[str, QfanError] = {}
+
+        async def declare(queue: Queue[Any]) -> None:
+            try:
+                await queue.declare()
+            except QfanError as exc:
+                errors[queue.name] = exc
+
         async with anyio.create_task_group() as tg:
             for queue in self._queues.values():
-                tg.start_soon(queue.declare)
+                tg.start_soon(declare, queue)
+        failed = [errors[name] for name in self._queues if name in errors]
+        if failed:
+            for other in failed[1:]:
+                failed[0].add_note(f"also failed: {type(other).__name__}: {other}")
+            raise failed[0]
 
     # -- connection -----------------------------------------------------------------------------------
 

@@ -210,6 +210,12 @@ class Queue(Generic[T]):
             await retry.call(lambda: control.tag_queue(url, tags))
         return await retry.call(lambda: control.get_queue_attributes(url))
 
+    async def attributes(self) -> dict[str, str]:
+        """The queue's current attributes, e.g. ``ApproximateNumberOfMessages`` (not cached)."""
+        state = await self._state()
+        conn = state.connection
+        return await conn.retry.call(lambda: conn.control.get_queue_attributes(state.info.url))
+
     async def purge(self) -> None:
         """Delete every message in the queue (SQS allows one purge per 60 s)."""
         state = await self._state()

@@ -1,0 +1,1 @@
+"""Test support: real emulator processes and a fault-injecting proxy (test code, not part of qfan)."""

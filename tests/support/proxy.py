@@ -1,0 +1,228 @@
+"""A loopback HTTP reverse proxy between qfan and the emulator that records requests and injects faults.
+
+It runs in its own thread and event loop, so the test's event loop is never blocked by it. Faults are
+armed per operation (the ``X-Amz-Target`` header's ``AmazonSQS.<Op>``) for a number of requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import aiohttp
+from aiohttp import web
+
+FaultKind = Literal["throttle", "server_error", "reset_before", "reset_after", "fail_entry"]
+
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+    "content-encoding",
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    status: int = 400
+    entry_id: str = ""
+    code: str = ""
+    sender_fault: bool = True
+
+
+def throttle() -> Fault:
+    """SQS JSON-protocol throttling: HTTP 400 with a RequestThrottled code."""
+    return Fault("throttle", 400)
+
+
+def server_error(status: int = 500) -> Fault:
+    """A 5xx InternalError."""
+    return Fault("server_error", status)
+
+
+def reset_before() -> Fault:
+    """Drop the connection without forwarding: the server never sees the request."""
+    return Fault("reset_before")
+
+
+def reset_after() -> Fault:
+    """Forward the request (the server acts on it), then drop the connection without answering."""
+    return Fault("reset_after")
+
+
+def fail_entry(entry_id: str, code: str = "InvalidParameterValue", *, sender_fault: bool = True) -> Fault:
+    """Forward the batch, then report entry ``entry_id`` as failed, the way SQS reports a per-entry failure.
+
+    The server did process the entry; the client is told it failed. That is exactly the client's view of a
+    per-entry failure, which is what the tests exercise.
+    """
+    return Fault("fail_entry", 200, entry_id=entry_id, code=code, sender_fault=sender_fault)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    target: str | None
+    body: bytes
+    status: int | None
+    fault: FaultKind | None
+
+    @property
+    def operation(self) -> str | None:
+        return None if self.target is None else self.target.rpartition(".")[2]
+
+
+class Proxy:
+    """Records every request; answers armed ones with faults instead of (or after) forwarding."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.endpoint_url = ""
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._faults: dict[str, list[Fault]] = {}
+
+    # -- test-facing API (called from the test's thread) ------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def calls(self, operation: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.operation == operation]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._faults.clear()
+
+    def inject(self, operation: str, fault: Fault, times: int = 1) -> None:
+        with self._lock:
+            self._faults.setdefault(operation, []).extend([fault] * times)
+
+    # -- the proxy itself (runs in the proxy's thread) ------------------------------------------------
+
+    def _take_fault(self, operation: str | None) -> Fault | None:
+        with self._lock:
+            armed = self._faults.get(operation or "")
+            return armed.pop(0) if armed else None
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        target = request.headers.get("X-Amz-Target")
+        operation = None if target is None else target.rpartition(".")[2]
+        fault = self._take_fault(operation)
+        kind = None if fault is None else fault.kind
+        if fault is not None and fault.kind in ("throttle", "server_error"):
+            self._record(RecordedRequest(target, body, fault.status, kind))
+            return self._error(fault)
+        if fault is not None and fault.kind == "reset_before":
+            self._record(RecordedRequest(target, body, None, kind))
+            return self._drop(request)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        url = self.upstream + request.rel_url.raw_path_qs
+        async with self._session.request(request.method, url, headers=headers, data=body) as upstream:
+            payload = await upstream.read()
+            status = upstream.status
+            reply_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+        self._record(RecordedRequest(target, body, status, kind))
+        if fault is not None and fault.kind == "fail_entry":
+            payload = self._fail_entry(payload, fault)
+        elif fault is not None:  # reset_after: the server acted, the client never hears of it
+            return self._drop(request)
+        return web.Response(status=status, body=payload, headers=reply_headers)
+
+    @staticmethod
+    def _fail_entry(payload: bytes, fault: Fault) -> bytes:
+        result = json.loads(payload)
+        result["Successful"] = [ok for ok in result.get("Successful", []) if ok["Id"] != fault.entry_id]
+        failure = {
+            "Id": fault.entry_id,
+            "SenderFault": fault.sender_fault,
+            "Code": fault.code,
+            "Message": "failed by the test proxy",
+        }
+        result["Failed"] = [*result.get("Failed", []), failure]
+        return json.dumps(result).encode()
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response(status=500)
+
+    @staticmethod
+    def _error(fault: Fault) -> web.Response:
+        request_id = str(uuid.uuid4())
+        if fault.kind == "throttle":
+            code, query_code, fault_side = "RequestThrottled", "RequestThrottled", "Sender"
+        else:
+            code, query_code, fault_side = "InternalError", "InternalError", "Receiver"
+        return web.Response(
+            status=fault.status,
+            body=json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": "injected by the test proxy"}),
+            headers={
+                "Content-Type": "application/x-amz-json-1.0",
+                "x-amzn-query-error": f"{query_code};{fault_side}",
+                "x-amzn-RequestId": request_id,
+            },
+        )
+
+    async def _serve(self, started: threading.Event, stop: asyncio.Event) -> None:
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        self.endpoint_url = f"http://{host}:{port}"
+        started.set()
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            await self._session.close()
+
+
+@contextmanager
+def running_proxy(upstream: str) -> Iterator[Proxy]:
+    """Run a proxy in front of ``upstream`` for the duration of the block."""
+    proxy = Proxy(upstream)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(proxy._serve(started, stop))
+        loop.close()
+
+    thread = threading.Thread(target=run, name="qfan-test-proxy", daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("test proxy did not start")
+    try:
+        yield proxy
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)

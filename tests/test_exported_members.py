@@ -1,0 +1,59 @@
+"""The public API is exactly what qfan.__all__ lists, and every name in it is importable."""
+
+import qfan
+
+EXPECTED = {
+    "AccessDenied",
+    "App",
+    "AttributeValue",
+    "AwsError",
+    "BatchSendError",
+    "BatchTooLarge",
+    "ChecksumMismatch",
+    "ConfigError",
+    "Consumer",
+    "DecodeError",
+    "EncodeError",
+    "Encryption",
+    "Format",
+    "InvalidParameter",
+    "KmsEncryption",
+    "LocalEmulator",
+    "Message",
+    "MessageError",
+    "MessageTooLarge",
+    "QfanError",
+    "Queue",
+    "QueueConflict",
+    "QueueInfo",
+    "QueueNameExists",
+    "QueueNotFound",
+    "ReceiptHandleInvalid",
+    "RetryPolicy",
+    "ServiceUnavailable",
+    "SqsManagedEncryption",
+    "Throttled",
+    "TransportError",
+    "__version__",
+    "local",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(qfan.__all__) == EXPECTED
+    assert len(qfan.__all__) == len(EXPECTED), "no duplicates in __all__"
+
+
+def test_every_exported_name_exists() -> None:
+    for name in qfan.__all__:
+        assert hasattr(qfan, name), name
+
+
+def test_every_exception_is_in_the_one_tree() -> None:
+    exceptions = [
+        getattr(qfan, name)
+        for name in qfan.__all__
+        if isinstance(getattr(qfan, name), type) and issubclass(getattr(qfan, name), BaseException)
+    ]
+    assert len(exceptions) >= 18
+    assert all(issubclass(exc, qfan.QfanError) for exc in exceptions)
