@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -43,6 +44,8 @@ from ._transport import (
 )
 
 T = TypeVar("T")
+
+logger = logging.getLogger("qfan")
 
 _SEND_MANY_CONCURRENCY = 8
 
@@ -339,7 +342,7 @@ class Queue(Generic[T]):
             QfanError("SendMessageBatch returned no result for this entry") for _ in batch
         ]
         for ok in sent:
-            results[int(ok.id)] = _verify_sent(ok, batch[int(ok.id)])
+            results[int(ok.id)] = _verify_sent(ok, batch[int(ok.id)], self.fifo)
         for entry_id, error in errors.items():
             results[int(entry_id)] = error
         return results
@@ -415,20 +418,26 @@ class Queue(Generic[T]):
         return [errors.get(str(i)) for i in range(len(changes))]
 
 
-def _verify_sent(sent: SentMessage, entry: _Outgoing) -> str | QfanError:
-    """The message id, or a ChecksumMismatch when SQS stored something else than was sent."""
-    if sent.md5_of_body != md5_of_body(entry.body):
-        return ChecksumMismatch(
-            f"message {sent.message_id}: SQS reported body MD5 {sent.md5_of_body}, "
-            f"expected {md5_of_body(entry.body)}"
-        )
-    expected = md5_of_attributes(entry.attributes)
-    if sent.md5_of_attributes is not None and sent.md5_of_attributes != expected:
-        return ChecksumMismatch(
-            f"message {sent.message_id}: SQS reported attributes MD5 {sent.md5_of_attributes}, "
-            f"expected {expected}"
-        )
-    return sent.message_id
+def _verify_sent(sent: SentMessage, entry: _Outgoing, fifo: bool) -> str | QfanError:
+    """The message id, or a ChecksumMismatch when SQS stored something else than was sent.
+
+    On a FIFO queue a send deduplicated against an earlier message (same dedup id, other content) may be
+    answered with the earlier message's id and digests: that is deduplication, not corruption.
+    """
+    expected_body = md5_of_body(entry.body)
+    expected_attributes = md5_of_attributes(entry.attributes)
+    body_ok = sent.md5_of_body == expected_body
+    attributes_ok = sent.md5_of_attributes is None or sent.md5_of_attributes == expected_attributes
+    if body_ok and attributes_ok:
+        return sent.message_id
+    if fifo:
+        logger.debug("send to FIFO queue deduplicated into message %s", sent.message_id)
+        return sent.message_id
+    return ChecksumMismatch(
+        f"message {sent.message_id}: SQS reported digests body={sent.md5_of_body} "
+        f"attributes={sent.md5_of_attributes}, expected body={expected_body} "
+        f"attributes={expected_attributes}"
+    )
 
 
 def _chunks(entries: list[_Outgoing], max_bytes: int) -> Iterable[tuple[int, list[_Outgoing]]]:

@@ -70,11 +70,10 @@ async def test_long_poll_wakes_up_when_a_message_arrives(
     async def poll() -> None:
         received.extend(await queue.receive(wait=20))
 
-    async with app:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(poll)
-            await anyio.sleep(0.5)  # the poll is now waiting on the server
-            await queue.send("wake up")
+    async with app, anyio.create_task_group() as tg:
+        tg.start_soon(poll)
+        await anyio.sleep(0.5)  # the poll is now waiting on the server
+        await queue.send("wake up")
     # One receive call returned the message sent while it was waiting: the long poll woke up.
     assert [m.body for m in received] == ["wake up"]
 

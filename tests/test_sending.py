@@ -159,9 +159,7 @@ async def test_oversize_message_is_refused_before_sending(
     assert proxy.calls("SendMessageBatch") == []
 
 
-async def test_fifo_requirements_are_checked(
-    make_app: AppFactory, unique_name: Callable[..., str]
-) -> None:
+async def test_fifo_requirements_are_checked(make_app: AppFactory, unique_name: Callable[..., str]) -> None:
     app = make_app()
     fifo = app.queue(unique_name(fifo=True))
     standard = app.queue(unique_name())
