@@ -11,6 +11,7 @@ import pytest
 import qfan
 
 from .helpers import AppFactory
+from .support.proxy import Proxy, corrupt_body
 
 
 class Step(msgspec.Struct):
@@ -188,3 +189,22 @@ async def test_consume_never_holds_more_than_its_prefetch(
 
 async def _not_visible(queue: qfan.Queue[str]) -> int:
     return int((await queue.attributes())["ApproximateNumberOfMessagesNotVisible"])
+
+
+async def test_a_body_altered_in_transit_is_detected(
+    make_app: AppFactory, proxy: Proxy, unique_name: Callable[..., str]
+) -> None:
+    app = make_app(endpoint_url=proxy.endpoint_url)
+    queue = app.queue(unique_name())
+    async with app:
+        await queue.send_many(["one", "two"])
+        proxy.inject("ReceiveMessage", corrupt_body())
+        messages: list[qfan.Message[str]] = []
+        while len(messages) < 2:
+            messages.extend(await queue.receive(wait=2))
+    corrupted = [m for m in messages if m.raw_body.endswith("(altered in transit)")]
+    intact = [m for m in messages if m not in corrupted]
+    assert len(corrupted) == 1
+    with pytest.raises(qfan.ChecksumMismatch):
+        _ = corrupted[0].body
+    assert [m.body for m in intact] in (["one"], ["two"])

@@ -9,6 +9,7 @@ import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionError as BotocoreConnectionError,
     HTTPClientError,
     NoCredentialsError,
     NoRegionError,
@@ -158,7 +159,7 @@ def map_aws_errors(operation: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         raise _from_client_error(exc, operation) from exc
-    except (HTTPClientError, aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+    except (HTTPClientError, BotocoreConnectionError, aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise TransportError(f"{operation}: {exc}") from exc
     except (
         NoCredentialsError,

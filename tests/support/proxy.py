@@ -18,7 +18,7 @@ from typing import Literal
 import aiohttp
 from aiohttp import web
 
-FaultKind = Literal["throttle", "server_error", "reset_before", "reset_after", "fail_entry"]
+FaultKind = Literal["throttle", "server_error", "reset_before", "reset_after", "fail_entry", "corrupt_body"]
 
 _HOP_BY_HOP = {
     "connection",
@@ -71,6 +71,11 @@ def fail_entry(entry_id: str, code: str = "InvalidParameterValue", *, sender_fau
     per-entry failure, which is what the tests exercise.
     """
     return Fault("fail_entry", 200, entry_id=entry_id, code=code, sender_fault=sender_fault)
+
+
+def corrupt_body() -> Fault:
+    """Forward a ReceiveMessage, then alter the first message's body (but not its reported MD5)."""
+    return Fault("corrupt_body", 200)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ class Proxy:
         self._record(RecordedRequest(target, body, status, kind))
         if fault is not None and fault.kind == "fail_entry":
             payload = self._fail_entry(payload, fault)
+        elif fault is not None and fault.kind == "corrupt_body":
+            payload = self._corrupt_body(payload)
         elif fault is not None:  # reset_after: the server acted, the client never hears of it
             return self._drop(request)
         return web.Response(status=status, body=payload, headers=reply_headers)
@@ -161,6 +168,14 @@ class Proxy:
             "Message": "failed by the test proxy",
         }
         result["Failed"] = [*result.get("Failed", []), failure]
+        return json.dumps(result).encode()
+
+    @staticmethod
+    def _corrupt_body(payload: bytes) -> bytes:
+        result = json.loads(payload)
+        messages = result.get("Messages") or []
+        if messages:
+            messages[0]["Body"] = messages[0]["Body"] + " (altered in transit)"
         return json.dumps(result).encode()
 
     @staticmethod
