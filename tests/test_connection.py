@@ -1,4 +1,4 @@
-"""Connecting the AWS way: endpoint variables, explicit settings, unreachable endpoints, encryption options."""
+"""Connecting the AWS way: endpoint variables, unreachable endpoints, regions, encryption options."""
 
 from collections.abc import Callable
 
@@ -36,9 +36,7 @@ async def test_unreachable_endpoint_is_a_transport_error(unique_name: Callable[.
     assert caught.value.transient
 
 
-async def test_missing_region_is_a_config_error(
-    monkeypatch: pytest.MonkeyPatch, endpoint_url: str
-) -> None:
+async def test_missing_region_is_a_config_error(monkeypatch: pytest.MonkeyPatch, endpoint_url: str) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     with pytest.raises(qfan.ConfigError, match="region"):
         async with qfan.App("no-region", endpoint_url=endpoint_url):

@@ -9,12 +9,14 @@ import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotocoreConnectionError,
     HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
     PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotocoreConnectionError,
 )
 
 from .._exceptions import (
