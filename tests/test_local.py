@@ -1,0 +1,39 @@
+"""The embedded emulator: same code path as AWS, only the endpoint differs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import qfan
+
+ROOT = Path(__file__).parent.parent
+
+
+async def test_local_points_apps_at_the_embedded_emulator() -> None:
+    before = os.environ.get("AWS_ENDPOINT_URL")
+    async with qfan.local() as emulator:
+        assert emulator.endpoint_url.startswith("http://127.0.0.1:")
+        assert os.environ["AWS_ENDPOINT_URL"] == emulator.endpoint_url
+        app = qfan.App("local")  # no endpoint given: the standard variable points at the emulator
+        queue = app.queue("local-test")
+        async with app:
+            await queue.send({"hello": "local"})
+            [message] = await queue.receive(wait=5)
+            assert message.body == {"hello": "local"}
+    assert os.environ.get("AWS_ENDPOINT_URL") == before
+
+
+def test_quickstart_in_readme_is_the_example_and_runs() -> None:
+    example = (ROOT / "examples" / "quickstart.py").read_text()
+    assert example in (ROOT / "README.md").read_text()
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "received 101 orders"
