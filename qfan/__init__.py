@@ -7,6 +7,7 @@ from ._app import App
 from ._attributes import AttributeValue
 from ._codec import Format
 from ._consumer import Consumer
+from ._declaration import QueueInfo
 from ._exceptions import (
     AccessDenied,
     AwsError,
@@ -30,7 +31,7 @@ from ._exceptions import (
 )
 from ._local import LocalEmulator, local
 from ._message import Message
-from ._queue import Queue, QueueInfo
+from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
 from ._transport import RetryPolicy
 

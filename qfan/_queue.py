@@ -2,81 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ._attributes import AttributeValue, to_wire, wire_size
+from ._attributes import AttributeValue
 from ._batching import MAX_BATCH_ENTRIES, Coalescer
 from ._codec import Decoder, Encoder, Format
 from ._consumer import Consumer
-from ._exceptions import (
-    BatchSendError,
-    ChecksumMismatch,
-    ConfigError,
-    MessageTooLarge,
-    QfanError,
-    QueueConflict,
-    QueueNameExists,
-    QueueNotFound,
-)
+from ._declaration import QueueInfo, declare_queue
+from ._exceptions import BatchSendError, ConfigError, QfanError
 from ._message import MAX_VISIBILITY, Message
-from ._queue_options import (
-    MAX_MESSAGE_SIZE,
-    QueueOptions,
-    attribute_differences,
-    immutable_differences,
-    tag_differences,
-)
-from ._transport import (
-    ReceiptEntry,
-    SendEntry,
-    SentMessage,
-    SqsConnection,
-    VisibilityEntry,
-    WireAttributes,
-    md5_of_attributes,
-    md5_of_body,
-)
+from ._outgoing import Outgoing, chunks, prepare, verify_sent
+from ._queue_options import QueueOptions
+from ._transport import ReceiptEntry, SendEntry, SqsConnection, VisibilityEntry
 
 T = TypeVar("T")
 
-logger = logging.getLogger("qfan")
-
 _SEND_MANY_CONCURRENCY = 8
-
-
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    body: str
-    attributes: WireAttributes
-    size: int
-    delay: int | None
-    group_id: str | None
-    dedup_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueInfo:
-    """What declaring a queue learned about it.
-
-    Attributes:
-        url: the queue URL every call uses.
-        arn: the queue ARN (for redrive policies and subscriptions).
-        max_message_size: the queue's ``MaximumMessageSize`` in bytes.
-        content_based_dedup: whether a FIFO queue derives dedup ids from bodies.
-        attributes: all attributes as SQS reported them at declare time.
-    """
-
-    url: str
-    arn: str
-    max_message_size: int
-    content_based_dedup: bool
-    attributes: Mapping[str, str]
 
 
 class _Declared:
@@ -86,7 +31,7 @@ class _Declared:
         self.connection = connection
         self.info = info
         linger = connection.linger
-        self.sends: Coalescer[_Outgoing, str] = Coalescer(
+        self.sends: Coalescer[Outgoing, str] = Coalescer(
             queue._send_batch,
             linger=linger,
             max_bytes=info.max_message_size,
@@ -159,59 +104,12 @@ class Queue(Generic[T]):
             return declared
         async with self._declare_lock:
             if self._declared is None or self._declared.connection is not connection:
-                info = await self._declare(connection)
+                dead_letter_arn = None
+                if self.dead_letter is not None:
+                    dead_letter_arn = (await self.dead_letter.declare()).arn
+                info = await declare_queue(connection, self.options, dead_letter_arn)
                 self._declared = _Declared(self, connection, info)
             return self._declared
-
-    async def _declare(self, conn: SqsConnection) -> QueueInfo:
-        control, retry, name = conn.control, conn.retry, self.name
-        dead_letter_arn = None
-        if self.dead_letter is not None:
-            dead_letter_arn = (await self.dead_letter.declare()).arn
-        wanted = self.options.attributes(dead_letter_arn)
-        created = False
-        try:
-            url = await retry.call(lambda: control.get_queue_url(name))
-        except QueueNotFound:
-            if not self.options.create:
-                raise
-            try:
-                url = await retry.call(lambda: control.create_queue(name, wanted, self.options.tags))
-                created = True
-            except QueueNameExists:  # a concurrent declaration with other attributes won the race
-                url = await retry.call(lambda: control.get_queue_url(name))
-        attributes = await retry.call(lambda: control.get_queue_attributes(url))
-        if not created:
-            attributes = await self._reconcile(conn, url, wanted, attributes)
-        return QueueInfo(
-            url=url,
-            arn=attributes.get("QueueArn", ""),
-            max_message_size=int(attributes.get("MaximumMessageSize", MAX_MESSAGE_SIZE)),
-            content_based_dedup=attributes.get("ContentBasedDeduplication", "").lower() == "true",
-            attributes=attributes,
-        )
-
-    async def _reconcile(
-        self, conn: SqsConnection, url: str, wanted: dict[str, str], existing: dict[str, str]
-    ) -> dict[str, str]:
-        """Compare an existing queue with the declaration; update it only when asked to."""
-        control, retry = conn.control, conn.retry
-        differences = attribute_differences(wanted, existing)
-        tags = self.options.tags
-        tag_diff = tag_differences(tags, await retry.call(lambda: control.list_queue_tags(url)))
-        if not differences and not tag_diff:
-            return existing
-        fixed = immutable_differences(differences)
-        if fixed:
-            raise QueueConflict(self.name, fixed)
-        if self.options.on_conflict != "update":
-            raise QueueConflict(self.name, {**differences, **tag_diff})
-        if differences:
-            changes = {name: wanted[name] for name in differences}
-            await retry.call(lambda: control.set_queue_attributes(url, changes))
-        if tag_diff:
-            await retry.call(lambda: control.tag_queue(url, tags))
-        return await retry.call(lambda: control.get_queue_attributes(url))
 
     async def attributes(self) -> dict[str, str]:
         """The queue's current attributes, e.g. ``ApproximateNumberOfMessages`` (not cached)."""
@@ -256,7 +154,16 @@ class Queue(Generic[T]):
             attributes: up to 9 message attributes.
         """
         state = await self._state()
-        entry = self._prepare(state.info, value, delay, group_id, dedup_id, attributes)
+        entry = prepare(
+            self._encoder,
+            self.options,
+            state.info,
+            value,
+            delay=delay,
+            group_id=group_id,
+            dedup_id=dedup_id,
+            attributes=attributes,
+        )
         return await state.sends.submit(entry)
 
     async def send_many(
@@ -279,56 +186,33 @@ class Queue(Generic[T]):
         """
         state = await self._state()
         entries = [
-            self._prepare(state.info, v, delay, group_id, dedup_id(v) if dedup_id else None, attributes)
+            prepare(
+                self._encoder,
+                self.options,
+                state.info,
+                v,
+                delay=delay,
+                group_id=group_id,
+                dedup_id=dedup_id(v) if dedup_id else None,
+                attributes=attributes,
+            )
             for v in values
         ]
         results: list[str | QfanError] = [""] * len(entries)
         limiter = anyio.CapacityLimiter(1 if self.fifo else _SEND_MANY_CONCURRENCY)
 
-        async def send_chunk(start: int, chunk: list[_Outgoing]) -> None:
+        async def send_chunk(start: int, chunk: list[Outgoing]) -> None:
             async with limiter:
                 results[start : start + len(chunk)] = await self._send_batch(chunk)
 
         async with anyio.create_task_group() as tg:
-            for start, chunk in _chunks(entries, state.info.max_message_size):
+            for start, chunk in chunks(entries, state.info.max_message_size):
                 tg.start_soon(send_chunk, start, chunk)
         if any(isinstance(r, QfanError) for r in results):
             raise BatchSendError(results)
         return [r for r in results if isinstance(r, str)]
 
-    def _prepare(
-        self,
-        info: QueueInfo,
-        value: T,
-        delay: int | None,
-        group_id: str | None,
-        dedup_id: str | None,
-        attributes: Mapping[str, AttributeValue] | None,
-    ) -> _Outgoing:
-        if self.fifo:
-            if group_id is None:
-                raise ConfigError(f"FIFO queue {self.name!r} needs a group_id for every message")
-            if dedup_id is None and not info.content_based_dedup:
-                raise ConfigError(
-                    f"FIFO queue {self.name!r} has no content-based deduplication: give a dedup_id"
-                )
-            if delay is not None:
-                raise ConfigError(
-                    f"FIFO queue {self.name!r}: per-message delay is not supported, "
-                    "use the queue's delay option"
-                )
-        elif dedup_id is not None:
-            raise ConfigError(f"dedup_id only applies to FIFO queues, not to {self.name!r}")
-        if delay is not None and (isinstance(delay, bool) or not 0 <= delay <= 900):
-            raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
-        body, content_type = self._encoder.encode(value)
-        wire = to_wire(attributes, content_type)
-        size = len(body.encode()) + wire_size(wire)
-        if size > info.max_message_size:
-            raise MessageTooLarge(size, info.max_message_size, self.name)
-        return _Outgoing(body, wire, size, delay, group_id, dedup_id)
-
-    async def _send_batch(self, batch: Sequence[_Outgoing]) -> list[str | QfanError]:
+    async def _send_batch(self, batch: Sequence[Outgoing]) -> list[str | QfanError]:
         state = await self._state()
         conn = state.connection
         entries = [
@@ -342,7 +226,7 @@ class Queue(Generic[T]):
             QfanError("SendMessageBatch returned no result for this entry") for _ in batch
         ]
         for ok in sent:
-            results[int(ok.id)] = _verify_sent(ok, batch[int(ok.id)], self.fifo)
+            results[int(ok.id)] = verify_sent(ok, batch[int(ok.id)], self.fifo)
         for entry_id, error in errors.items():
             results[int(entry_id)] = error
         return results
@@ -416,38 +300,3 @@ class Queue(Generic[T]):
             entries,
         )
         return [errors.get(str(i)) for i in range(len(changes))]
-
-
-def _verify_sent(sent: SentMessage, entry: _Outgoing, fifo: bool) -> str | QfanError:
-    """The message id, or a ChecksumMismatch when SQS stored something else than was sent.
-
-    On a FIFO queue a send deduplicated against an earlier message (same dedup id, other content) may be
-    answered with the earlier message's id and digests: that is deduplication, not corruption.
-    """
-    expected_body = md5_of_body(entry.body)
-    expected_attributes = md5_of_attributes(entry.attributes)
-    body_ok = sent.md5_of_body == expected_body
-    attributes_ok = sent.md5_of_attributes is None or sent.md5_of_attributes == expected_attributes
-    if body_ok and attributes_ok:
-        return sent.message_id
-    if fifo:
-        logger.debug("send to FIFO queue deduplicated into message %s", sent.message_id)
-        return sent.message_id
-    return ChecksumMismatch(
-        f"message {sent.message_id}: SQS reported digests body={sent.md5_of_body} "
-        f"attributes={sent.md5_of_attributes}, expected body={expected_body} "
-        f"attributes={expected_attributes}"
-    )
-
-
-def _chunks(entries: list[_Outgoing], max_bytes: int) -> Iterable[tuple[int, list[_Outgoing]]]:
-    """Split entries into batches of at most 10 entries and ``max_bytes`` in total."""
-    start, chunk, size = 0, list[_Outgoing](), 0
-    for index, entry in enumerate(entries):
-        if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + entry.size > max_bytes):
-            yield start, chunk
-            start, chunk, size = index, [], 0
-        chunk.append(entry)
-        size += entry.size
-    if chunk:
-        yield start, chunk

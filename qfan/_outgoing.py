@@ -1,0 +1,98 @@
+"""Outgoing messages: encoded, validated and measured before they join a batch; checked after sending."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from ._attributes import AttributeValue, to_wire, wire_size
+from ._batching import MAX_BATCH_ENTRIES
+from ._codec import Encoder
+from ._declaration import QueueInfo
+from ._exceptions import ChecksumMismatch, ConfigError, MessageTooLarge, QfanError
+from ._queue_options import QueueOptions
+from ._transport import SentMessage, WireAttributes, md5_of_attributes, md5_of_body
+
+logger = logging.getLogger("qfan")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message ready for SendMessageBatch; ``size`` is what counts towards SQS's limits."""
+
+    body: str
+    attributes: WireAttributes
+    size: int
+    delay: int | None
+    group_id: str | None
+    dedup_id: str | None
+
+
+def prepare(
+    encoder: Encoder,
+    options: QueueOptions,
+    info: QueueInfo,
+    value: object,
+    *,
+    delay: int | None,
+    group_id: str | None,
+    dedup_id: str | None,
+    attributes: Mapping[str, AttributeValue] | None,
+) -> Outgoing:
+    """Encode ``value`` and check everything SQS would reject, before any request is made."""
+    name = options.name
+    if options.fifo:
+        if group_id is None:
+            raise ConfigError(f"FIFO queue {name!r} needs a group_id for every message")
+        if dedup_id is None and not info.content_based_dedup:
+            raise ConfigError(f"FIFO queue {name!r} has no content-based deduplication: give a dedup_id")
+        if delay is not None:
+            raise ConfigError(
+                f"FIFO queue {name!r}: per-message delay is not supported, use the queue's delay option"
+            )
+    elif dedup_id is not None:
+        raise ConfigError(f"dedup_id only applies to FIFO queues, not to {name!r}")
+    if delay is not None and (isinstance(delay, bool) or not 0 <= delay <= 900):
+        raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
+    body, content_type = encoder.encode(value)
+    wire = to_wire(attributes, content_type)
+    size = len(body.encode()) + wire_size(wire)
+    if size > info.max_message_size:
+        raise MessageTooLarge(size, info.max_message_size, name)
+    return Outgoing(body, wire, size, delay, group_id, dedup_id)
+
+
+def verify_sent(sent: SentMessage, entry: Outgoing, fifo: bool) -> str | QfanError:
+    """The message id, or a ChecksumMismatch when SQS stored something else than was sent.
+
+    On a FIFO queue a send deduplicated against an earlier message (same dedup id, other content) may be
+    answered with the earlier message's id and digests: that is deduplication, not corruption.
+    """
+    expected_body = md5_of_body(entry.body)
+    expected_attributes = md5_of_attributes(entry.attributes)
+    body_ok = sent.md5_of_body == expected_body
+    attributes_ok = sent.md5_of_attributes is None or sent.md5_of_attributes == expected_attributes
+    if body_ok and attributes_ok:
+        return sent.message_id
+    if fifo:
+        logger.debug("send to FIFO queue deduplicated into message %s", sent.message_id)
+        return sent.message_id
+    return ChecksumMismatch(
+        f"message {sent.message_id}: SQS reported digests body={sent.md5_of_body} "
+        f"attributes={sent.md5_of_attributes}, expected body={expected_body} "
+        f"attributes={expected_attributes}"
+    )
+
+
+def chunks(entries: list[Outgoing], max_bytes: int) -> Iterator[tuple[int, list[Outgoing]]]:
+    """Split entries into batches of at most 10 entries and ``max_bytes`` in total."""
+    start, chunk, size = 0, list[Outgoing](), 0
+    for index, entry in enumerate(entries):
+        if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + entry.size > max_bytes):
+            yield start, chunk
+            start, chunk, size = index, [], 0
+        chunk.append(entry)
+        size += entry.size
+    if chunk:
+        yield start, chunk
