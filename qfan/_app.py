@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 import anyio
 
 from ._codec import Format
 from ._exceptions import ConfigError, QfanError
 from ._queue import Queue
-from ._queue_options import Encryption, OnConflict, QueueOptions
+from ._queue_options import QueueOptions, QueueSettings
 from ._transport import ConnectionSettings, RetryPolicy, SqsConnection, open_sqs
 
 T = TypeVar("T")
@@ -84,21 +84,9 @@ class App:
         name: str,
         type: type[T],
         *,
-        fifo: bool | None = ...,
-        content_based_dedup: bool | None = ...,
-        high_throughput: bool | None = ...,
-        visibility_timeout: int | None = ...,
-        retention: int | None = ...,
-        receive_wait: int | None = ...,
-        delay: int | None = ...,
-        max_message_size: int | None = ...,
         dead_letter: Queue[Any] | None = ...,
-        max_receives: int = ...,
-        encryption: Encryption | None = ...,
-        tags: Mapping[str, str] | None = ...,
         format: Format = ...,
-        on_conflict: OnConflict = ...,
-        create: bool = ...,
+        **options: Unpack[QueueSettings],
     ) -> Queue[T]: ...
 
     @overload
@@ -106,21 +94,9 @@ class App:
         self,
         name: str,
         *,
-        fifo: bool | None = ...,
-        content_based_dedup: bool | None = ...,
-        high_throughput: bool | None = ...,
-        visibility_timeout: int | None = ...,
-        retention: int | None = ...,
-        receive_wait: int | None = ...,
-        delay: int | None = ...,
-        max_message_size: int | None = ...,
         dead_letter: Queue[Any] | None = ...,
-        max_receives: int = ...,
-        encryption: Encryption | None = ...,
-        tags: Mapping[str, str] | None = ...,
         format: Format = ...,
-        on_conflict: OnConflict = ...,
-        create: bool = ...,
+        **options: Unpack[QueueSettings],
     ) -> Queue[Any]: ...
 
     def queue(
@@ -128,65 +104,27 @@ class App:
         name: str,
         type: Any = Any,
         *,
-        fifo: bool | None = None,
-        content_based_dedup: bool | None = None,
-        high_throughput: bool | None = None,
-        visibility_timeout: int | None = None,
-        retention: int | None = None,
-        receive_wait: int | None = None,
-        delay: int | None = None,
-        max_message_size: int | None = None,
         dead_letter: Queue[Any] | None = None,
-        max_receives: int = 5,
-        encryption: Encryption | None = None,
-        tags: Mapping[str, str] | None = None,
         format: Format = "json",
-        on_conflict: OnConflict = "error",
-        create: bool = True,
+        **options: Unpack[QueueSettings],
     ) -> Queue[Any]:
         """Register a queue and return its handle (declared when the app opens, or on first use).
 
         Args:
             name: queue name; a FIFO queue's name ends in ``.fifo``.
             type: what bodies decode into (a ``msgspec.Struct``, ``dict``, ``str``, ...; default: any JSON).
-            fifo: FIFO queue (default: inferred from the ``.fifo`` suffix).
-            content_based_dedup: FIFO: derive dedup ids from the body's SHA-256.
-            high_throughput: FIFO: dedup and throughput per message group (high-throughput mode).
-            visibility_timeout: seconds a received message stays hidden (0 .. 12 h).
-            retention: seconds messages are kept (60 s .. 14 days).
-            receive_wait: the queue's long-poll wait (0-20 s); receives default to 20 s.
-            delay: seconds every new message stays invisible (0-900).
-            max_message_size: bytes (1,024 .. 1,048,576).
-            dead_letter: the queue that receives messages after ``max_receives`` failed receives.
-            max_receives: receives before a message is dead-lettered (1-1000).
-            encryption: ``SqsManagedEncryption()`` or ``KmsEncryption(key_id)``.
-            tags: queue tags.
+            dead_letter: the queue (handle) that receives messages after ``max_receives`` receives.
             format: ``"json"`` or ``"msgpack"`` for bodies that are not ``str``/``bytes``.
-            on_conflict: an existing queue with other attributes is an ``"error"`` or gets ``"update"``d.
-            create: create the queue when missing; ``False`` only looks it up (``QueueNotFound`` if absent).
+            **options: the queue's attributes and declaration behaviour, see :class:`QueueSettings`.
         """
-        options = QueueOptions(
-            name=name,
-            fifo=name.endswith(".fifo") if fifo is None else fifo,
-            content_based_dedup=content_based_dedup,
-            high_throughput=high_throughput,
-            visibility_timeout=visibility_timeout,
-            retention=retention,
-            receive_wait=receive_wait,
-            delay=delay,
-            max_message_size=max_message_size,
-            max_receives=max_receives,
-            encryption=encryption,
-            tags=dict(tags or {}),
-            on_conflict=on_conflict,
-            create=create,
-        )
         if name in self._queues:
-            raise ConfigError(
-                f"queue {name!r} is already registered on this app: reuse the handle it returned"
-            )
+            raise ConfigError(f"queue {name!r} is already registered on this app: reuse its handle")
         queue: Queue[Any] = Queue(
-            options, type=type, format=format, dead_letter=dead_letter, connect=self._sqs
+            QueueOptions(name=name, **options),
+            type=type,
+            format=format,
+            dead_letter=dead_letter,
+            connect=self._sqs,
         )
         self._queues[name] = queue
         return queue

@@ -79,7 +79,7 @@ class Queue(Generic[T]):
     @property
     def fifo(self) -> bool:
         """Whether this is a FIFO queue."""
-        return self.options.fifo
+        return bool(self.options.fifo)
 
     @property
     def info(self) -> QueueInfo:

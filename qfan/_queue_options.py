@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypedDict
 
 from ._exceptions import ConfigError
 
@@ -43,6 +43,40 @@ class KmsEncryption:
 Encryption = SqsManagedEncryption | KmsEncryption
 
 
+class QueueSettings(TypedDict, total=False):
+    """The keyword options of :meth:`qfan.App.queue`.
+
+    Attributes:
+        fifo: FIFO queue (default: inferred from the ``.fifo`` suffix).
+        content_based_dedup: FIFO: derive dedup ids from the body's SHA-256.
+        high_throughput: FIFO: dedup and throughput per message group (high-throughput mode).
+        visibility_timeout: seconds a received message stays hidden (0 .. 12 h).
+        retention: seconds messages are kept (60 s .. 14 days).
+        receive_wait: the queue's long-poll wait (0-20 s); receives default to 20 s.
+        delay: seconds every new message stays invisible (0-900).
+        max_message_size: bytes (1,024 .. 1,048,576).
+        max_receives: receives before a message is dead-lettered (1-1000, default 5).
+        encryption: ``SqsManagedEncryption()`` or ``KmsEncryption(key_id)``.
+        tags: queue tags.
+        on_conflict: an existing queue with other attributes is an ``"error"`` (default) or is ``"update"``d.
+        create: create the queue when missing (default); ``False`` only looks it up.
+    """
+
+    fifo: bool | None
+    content_based_dedup: bool | None
+    high_throughput: bool | None
+    visibility_timeout: int | None
+    retention: int | None
+    receive_wait: int | None
+    delay: int | None
+    max_message_size: int | None
+    max_receives: int
+    encryption: Encryption | None
+    tags: Mapping[str, str]
+    on_conflict: OnConflict
+    create: bool
+
+
 def _check_range(name: str, value: int | None, low: int, high: int) -> None:
     if value is None:
         return
@@ -62,7 +96,7 @@ class QueueOptions:
     and not compared against an existing queue."""
 
     name: str
-    fifo: bool
+    fifo: bool | None = None
     content_based_dedup: bool | None = None
     high_throughput: bool | None = None
     visibility_timeout: int | None = None
@@ -77,6 +111,9 @@ class QueueOptions:
     create: bool = True
 
     def __post_init__(self) -> None:
+        if self.fifo is None:  # inferred from the name, as SQS requires FIFO names to end in .fifo
+            object.__setattr__(self, "fifo", self.name.endswith(".fifo"))
+        object.__setattr__(self, "tags", dict(self.tags))
         if not self.name or len(self.name) > 80:
             raise ConfigError(f"queue name must be 1-80 characters, got {self.name!r}")
         stem = self.name.removesuffix(".fifo")
