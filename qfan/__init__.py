@@ -5,11 +5,13 @@ The public API is exactly what ``__all__`` lists; everything in underscored modu
 
 from ._app import App
 from ._attributes import AttributeValue
+from ._backoff import Backoff
 from ._codec import Format
 from ._consumer import Consumer
 from ._declaration import QueueInfo
 from ._exceptions import (
     AccessDenied,
+    Ack,
     AwsError,
     BatchSendError,
     BatchTooLarge,
@@ -17,6 +19,7 @@ from ._exceptions import (
     ConfigError,
     DecodeError,
     EncodeError,
+    HandlerOutcome,
     InvalidParameter,
     MessageError,
     MessageTooLarge,
@@ -25,6 +28,8 @@ from ._exceptions import (
     QueueNameExists,
     QueueNotFound,
     ReceiptHandleInvalid,
+    Reject,
+    Retry,
     ServiceUnavailable,
     Throttled,
     TransportError,
@@ -34,14 +39,17 @@ from ._message import Message
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
 from ._transport import RetryPolicy
+from ._worker import Middleware, Worker, WorkerStats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
+    "Ack",
     "App",
     "AttributeValue",
     "AwsError",
+    "Backoff",
     "BatchSendError",
     "BatchTooLarge",
     "ChecksumMismatch",
@@ -51,12 +59,14 @@ __all__ = [
     "EncodeError",
     "Encryption",
     "Format",
+    "HandlerOutcome",
     "InvalidParameter",
     "KmsEncryption",
     "LocalEmulator",
     "Message",
     "MessageError",
     "MessageTooLarge",
+    "Middleware",
     "QfanError",
     "Queue",
     "QueueConflict",
@@ -64,11 +74,15 @@ __all__ = [
     "QueueNameExists",
     "QueueNotFound",
     "ReceiptHandleInvalid",
+    "Reject",
+    "Retry",
     "RetryPolicy",
     "ServiceUnavailable",
     "SqsManagedEncryption",
     "Throttled",
     "TransportError",
+    "Worker",
+    "WorkerStats",
     "__version__",
     "local",
 ]

@@ -11,6 +11,10 @@ Everything qfan raises derives from :class:`QfanError`::
     │   ├── MessageTooLarge         body + attributes exceed the queue's MaximumMessageSize
     │   └── ChecksumMismatch        the MD5 SQS reported differs from what was sent or received
     ├── BatchSendError              some messages of a send_many were not sent; says which
+    ├── HandlerOutcome              raised by a worker's handler to decide its message's fate
+    │   ├── Retry                   retry later (after ``delay`` seconds, else the worker's backoff)
+    │   ├── Reject                  dead-letter now, with a reason
+    │   └── Ack                     done: delete the message (stops the handler early)
     ├── TransportError              the connection failed before an answer arrived (transient)
     └── AwsError                    AWS answered with an error; keeps ``code`` and ``request_id``
         ├── QueueNotFound
@@ -34,6 +38,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "AccessDenied",
+    "Ack",
     "AwsError",
     "BatchSendError",
     "BatchTooLarge",
@@ -41,6 +46,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "EncodeError",
+    "HandlerOutcome",
     "InvalidParameter",
     "MessageError",
     "MessageTooLarge",
@@ -49,6 +55,8 @@ __all__ = [
     "QueueNameExists",
     "QueueNotFound",
     "ReceiptHandleInvalid",
+    "Reject",
+    "Retry",
     "ServiceUnavailable",
     "Throttled",
     "TransportError",
@@ -146,6 +154,34 @@ class BatchSendError(QfanError):
             f"{len(self.errors)} of {len(results)} messages were not sent "
             f"(first: #{first_index}: {type(first).__name__}: {first})"
         )
+
+
+class HandlerOutcome(QfanError):
+    """Base of the exceptions a worker's handler raises to settle its message on purpose."""
+
+
+class Retry(HandlerOutcome):
+    """Handle this message again later.
+
+    Args:
+        delay: seconds until it is visible again (0 .. 12 h); ``None`` uses the worker's backoff.
+    """
+
+    def __init__(self, delay: int | None = None) -> None:
+        super().__init__(f"retry requested (delay={delay})")
+        self.delay = delay
+
+
+class Reject(HandlerOutcome):
+    """Dead-letter this message now, without further attempts; ``reason`` travels with it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Ack(HandlerOutcome):
+    """The message is done: delete it (the same as returning normally, usable from deep inside)."""
 
 
 class TransportError(QfanError):

@@ -9,7 +9,7 @@ from typing import Generic, Protocol, TypeVar
 from ._attributes import AttributeValue, from_wire
 from ._codec import Decoder
 from ._exceptions import ChecksumMismatch, ConfigError
-from ._transport import ReceivedMessage, corruption_of
+from ._transport import ReceivedMessage, WireAttributes, corruption_of
 
 T = TypeVar("T")
 
@@ -65,6 +65,7 @@ class Message(Generic[T]):
         "_decoder",
         "_settled",
         "_settler",
+        "_wire_attributes",
         "attributes",
         "content_type",
         "dedup_id",
@@ -93,6 +94,7 @@ class Message(Generic[T]):
         self.sequence_number = system.get("SequenceNumber")
         self.dedup_id = system.get("MessageDeduplicationId")
         self.queue = settler.name
+        self._wire_attributes = raw.attributes
         self._corruption = corruption_of(raw.body, raw.md5_of_body, raw.attributes, raw.md5_of_attributes)
         self._decoder = decoder
         self._settler = settler
@@ -137,6 +139,11 @@ class Message(Generic[T]):
         if self._settled:
             raise ConfigError(f"message {self.message_id} was already acked")
         await self._settler.change_visibility(self.receipt_handle, seconds)
+
+    @property
+    def wire_attributes(self) -> WireAttributes:
+        """The attributes exactly as they came off the wire (qfan's content-type attribute included)."""
+        return self._wire_attributes
 
     def __repr__(self) -> str:
         return (

@@ -8,18 +8,19 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ._attributes import AttributeValue
+from ._attributes import AttributeValue, check_count, encode_attributes, wire_size
 from ._batching import MAX_BATCH_ENTRIES, Coalescer
 from ._codec import Decoder, Encoder, Format
 from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
-from ._exceptions import BatchSendError, ConfigError, QfanError
+from ._exceptions import BatchSendError, ConfigError, MessageTooLarge, QfanError
 from ._message import MAX_VISIBILITY, Message
 from ._outgoing import Outgoing, chunks, prepare, verify_sent
 from ._queue_options import QueueOptions
 from ._transport import ReceiptEntry, SendEntry, SqsConnection, VisibilityEntry
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _SEND_MANY_CONCURRENCY = 8
 
@@ -231,6 +232,26 @@ class Queue(Generic[T]):
             results[int(entry_id)] = error
         return results
 
+    async def forward(
+        self, message: Message[Any], *, attributes: Mapping[str, AttributeValue] | None = None
+    ) -> str:
+        """Send a copy of a received message to this queue: same body, same attributes plus ``attributes``.
+
+        On a FIFO queue the copy keeps the message's group and is deduplicated by the original message id,
+        so forwarding the same delivery twice enqueues one copy.
+        """
+        state = await self._state()
+        wire = {**message.wire_attributes, **encode_attributes(attributes)}
+        check_count(wire)
+        size = len(message.raw_body.encode()) + wire_size(wire)
+        if size > state.info.max_message_size:
+            raise MessageTooLarge(size, state.info.max_message_size, self.name)
+        group_id = message.group_id if self.fifo else None
+        dedup_id = message.message_id if self.fifo else None
+        if self.fifo and group_id is None:
+            group_id = message.message_id  # from a standard queue: each copy is its own group
+        return await state.sends.submit(Outgoing(message.raw_body, wire, size, None, group_id, dedup_id))
+
     # -- receiving ------------------------------------------------------------------------------------
 
     async def receive(
@@ -248,6 +269,12 @@ class Queue(Generic[T]):
             raise ConfigError(f"wait must be between 0 and 20 seconds, got {wait!r}")
         if visibility is not None and not 0 <= visibility <= MAX_VISIBILITY:
             raise ConfigError(f"visibility must be between 0 and {MAX_VISIBILITY}, got {visibility!r}")
+        return await self._receive(self._decoder, max_messages, wait, visibility)
+
+    async def _receive(
+        self, decoder: Decoder[R], max_messages: int, wait: int | None, visibility: int | None
+    ) -> list[Message[R]]:
+        """``receive`` with bodies decoded by ``decoder`` (a worker decodes into its handler's type)."""
         state = await self._state()
         conn = state.connection
         wait_seconds = self.options.wait_seconds if wait is None else wait
@@ -259,7 +286,7 @@ class Queue(Generic[T]):
                 visibility_timeout=visibility,
             )
         )
-        return [Message(m, self._decoder, self) for m in raw]
+        return [Message(m, decoder, self) for m in raw]
 
     def consume(
         self, *, prefetch: int = 10, wait: int | None = None, visibility: int | None = None

@@ -3,6 +3,14 @@
 import qfan
 
 EXPECTED = {
+    "Ack",
+    "Backoff",
+    "HandlerOutcome",
+    "Reject",
+    "Retry",
+    "Middleware",
+    "Worker",
+    "WorkerStats",
     "AccessDenied",
     "App",
     "AttributeValue",
