@@ -185,6 +185,7 @@ class App:
         visibility_timeout: int | None = None,
         max_extension: int = MAX_VISIBILITY,
         batch_size: int | None = None,
+        receive_wait: int | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of ``queue``; the function is returned unchanged.
 
@@ -200,6 +201,8 @@ class App:
                 keeps extending it while the message is held.
             max_extension: the longest the heartbeat keeps one message invisible (seconds, <= 12 h).
             batch_size: make this a batch handler taking ``list[qfan.Message[T]]`` (1-10 per call).
+            receive_wait: long-poll seconds per receive (default: the queue's, else 20). moto's FIFO long
+                polls do not notice groups that become free while they wait: use 1-2 s on moto.
         """
 
         def register(function: F) -> F:
@@ -215,6 +218,7 @@ class App:
                 visibility_timeout=visibility_timeout,
                 max_extension=max_extension,
                 batch_size=batch_size,
+                receive_wait=receive_wait,
             )
             if self._queues.get(queue.name) is not queue:
                 raise ConfigError(f"worker {worker.name}: queue {queue.name!r} is not registered on this app")
@@ -288,6 +292,11 @@ class App:
                 with anyio.CancelScope(shield=True):
                     for hook in self._shutdown:
                         await hook()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called on the current :meth:`run`."""
+        return self._stop is not None and self._stop.is_set()
 
     def stop(self) -> None:
         """Ask :meth:`run` to stop gracefully (stop receiving, release unstarted, drain, return)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, wait_exponential, wait_random
 
 from ._exceptions import ConfigError
 
@@ -13,7 +13,7 @@ MAX_VISIBILITY = 43_200
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Exponential backoff with jitter (tenacity's ``wait_exponential_jitter``) by receive count.
+    """Exponential backoff with jitter (tenacity's wait strategies) by receive count.
 
     The n-th failed attempt makes the message visible again after about ``initial * 2**(n-1)`` seconds
     plus up to ``jitter`` seconds, capped at ``maximum``.
@@ -38,5 +38,5 @@ class Backoff:
         """Whole seconds to wait after failed attempt number ``attempt`` (1 = the first)."""
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, attempt)
-        wait = wait_exponential_jitter(initial=self.initial, max=self.maximum, jitter=self.jitter)
-        return min(MAX_VISIBILITY, round(wait(state)))
+        wait = wait_exponential(multiplier=self.initial, max=self.maximum) + wait_random(0, self.jitter)
+        return min(MAX_VISIBILITY, round(min(wait(state), self.maximum)))

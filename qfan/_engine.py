@@ -35,14 +35,12 @@ from ._codec import Decoder
 from ._exceptions import Ack, MessageError, QfanError, Reject, Retry
 from ._heartbeat import VisibilityHeartbeat
 from ._message import Message
+from ._redrive import DEAD_LETTER_ATTRIBUTES
 from ._worker import Middleware, Worker
 
 logger = logging.getLogger("qfan")
 
-DEAD_LETTER_REASON = "dead-letter-reason"
-DEAD_LETTER_ERROR = "dead-letter-error"
-DEAD_LETTER_RECEIVE_COUNT = "dead-letter-receive-count"
-DEAD_LETTER_SOURCE = "dead-letter-source"
+DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SOURCE = DEAD_LETTER_ATTRIBUTES
 _MAX_REASON = 1_000
 
 
@@ -57,6 +55,8 @@ class WorkerEngine:
         self._middleware = tuple(middleware)
         self._decoder: Decoder[Any] = Decoder(worker.handler.body_type)
         self._limiter = anyio.CapacityLimiter(worker.concurrency)
+        # Sync handlers' threads: a limiter of their own (a task holding a token cannot borrow another).
+        self._threads = anyio.CapacityLimiter(worker.concurrency)
         self._slots = anyio.Semaphore(worker.concurrency + max(worker.prefetch, 0) or 1)
         self._per_receive = worker.batch_size or 10
         capacity = worker.concurrency + worker.prefetch
@@ -107,7 +107,9 @@ class WorkerEngine:
                     break
                 want += 1
             try:
-                messages = await self.queue._receive(self._decoder, want, None, self._visibility)
+                messages = await self.queue._receive(
+                    self._decoder, want, self.worker.receive_wait, self._visibility
+                )
                 failures = 0
             except QfanError as exc:
                 for _ in range(want):
@@ -196,7 +198,7 @@ class WorkerEngine:
             self._forget(message)
 
     async def _call(self, message: Message[Any]) -> None:
-        call: Callable[[], Awaitable[Any]] = partial(self.worker.handler, message, self._limiter)
+        call: Callable[[], Awaitable[Any]] = partial(self.worker.handler, message, self._threads)
         for middleware in reversed(self._middleware):
             call = partial(middleware, message, call)
         await call()
@@ -234,7 +236,7 @@ class WorkerEngine:
         started = time.monotonic()
         failure: Exception | None = None
         try:
-            reported = await self.worker.handler(good, self._limiter)
+            reported = await self.worker.handler(good, self._threads)
             failed_ids = {m if isinstance(m, str) else m.message_id for m in (reported or ())}
         except Exception as exc:
             failure, failed_ids = exc, {m.message_id for m in good}

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any, get_args, get_origin, get_type_hints
 
 import anyio.to_thread
+import msgspec
 
 from ._exceptions import ConfigError
 from ._message import Message
@@ -23,6 +24,13 @@ def _message_type(annotation: Any) -> Any | None:
     if get_origin(annotation) is Message:
         return get_args(annotation)[0]
     return None
+
+
+def _check_decodable(name: str, body_type: Any) -> None:
+    try:
+        msgspec.json.Decoder(body_type)
+    except TypeError as exc:
+        raise ConfigError(f"handler {name}: msgspec cannot decode into {body_type!r}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +79,15 @@ class Handler:
             if not (get_origin(first) in (list, Sequence, Iterable) or first is Any) or inner is None:
                 raise ConfigError(f"batch handler {name} must take (messages: list[qfan.Message[T]])")
             return cls(function, name, inner, False, True, True, is_async)
+        args = get_args(first)
+        if get_origin(first) in (list, Sequence, Iterable) and args and _message_type(args[0]) is not None:
+            raise ConfigError(f"handler {name} takes a list of messages: register it with batch_size=")
         as_message = _message_type(first)
         if as_message is not None:
             if len(params) == 2:
                 raise ConfigError(f"handler {name}: a handler taking the message takes nothing else")
             return cls(function, name, as_message, False, True, False, is_async)
+        _check_decodable(name, first)
         return cls(function, name, first, True, len(params) == 2, False, is_async)
 
     async def __call__(

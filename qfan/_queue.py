@@ -118,6 +118,20 @@ class Queue(Generic[T]):
         conn = state.connection
         return await conn.retry.call(lambda: conn.control.get_queue_attributes(state.info.url))
 
+    async def dead_letter_sources(self) -> list[str]:
+        """URLs of the queues whose redrive policy names this queue as their dead-letter queue."""
+        state = await self._state()
+        conn = state.connection
+        return await conn.retry.call(lambda: conn.control.list_dead_letter_source_queues(state.info.url))
+
+    async def start_move_task(self, destination: Queue[Any] | None = None) -> str:
+        """Start SQS's own move of this (dead-letter) queue's messages back to their source queues, or to
+        ``destination``; returns the task handle. Not every emulator implements it."""
+        state = await self._state()
+        conn = state.connection
+        target = None if destination is None else (await destination.declare()).arn
+        return await conn.retry.call(lambda: conn.control.start_message_move_task(state.info.arn, target))
+
     async def purge(self) -> None:
         """Delete every message in the queue (SQS allows one purge per 60 s)."""
         state = await self._state()
@@ -233,15 +247,22 @@ class Queue(Generic[T]):
         return results
 
     async def forward(
-        self, message: Message[Any], *, attributes: Mapping[str, AttributeValue] | None = None
+        self,
+        message: Message[Any],
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        exclude: Iterable[str] = (),
     ) -> str:
-        """Send a copy of a received message to this queue: same body, same attributes plus ``attributes``.
+        """Send a copy of a received message to this queue: same body, same attributes plus ``attributes``
+        and without those named in ``exclude``.
 
         On a FIFO queue the copy keeps the message's group and is deduplicated by the original message id,
         so forwarding the same delivery twice enqueues one copy.
         """
         state = await self._state()
-        wire = {**message.wire_attributes, **encode_attributes(attributes)}
+        dropped = set(exclude)
+        kept = {name: value for name, value in message.wire_attributes.items() if name not in dropped}
+        wire = {**kept, **encode_attributes(attributes)}
         check_count(wire)
         size = len(message.raw_body.encode()) + wire_size(wire)
         if size > state.info.max_message_size:

@@ -81,6 +81,7 @@ class Worker:
         visibility_timeout: the visibility each receive asks for (default: the queue's own).
         max_extension: how long the heartbeat may keep one message invisible (<= 12 h).
         batch_size: for batch handlers: messages per call (1-10).
+        receive_wait: long-poll seconds per receive (default: the queue's receive wait, else 20).
         stats: counters.
     """
 
@@ -94,6 +95,7 @@ class Worker:
     visibility_timeout: int | None = None
     max_extension: int = MAX_VISIBILITY
     batch_size: int | None = None
+    receive_wait: int | None = None
     stats: WorkerStats = field(default_factory=WorkerStats)
 
     def __post_init__(self) -> None:
@@ -107,6 +109,8 @@ class Worker:
             raise ConfigError(f"worker {self.name}: visibility_timeout must be 1..{MAX_VISIBILITY}")
         if not 1 <= self.max_extension <= MAX_VISIBILITY:
             raise ConfigError(f"worker {self.name}: max_extension must be 1..{MAX_VISIBILITY}")
+        if self.receive_wait is not None and not 0 <= self.receive_wait <= 20:
+            raise ConfigError(f"worker {self.name}: receive_wait must be 0..20 seconds")
         if self.batch_size is not None and not 1 <= self.batch_size <= 10:
             raise ConfigError(f"worker {self.name}: batch_size must be 1..10")
         if self.handler.batch != (self.batch_size is not None):
