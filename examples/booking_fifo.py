@@ -45,7 +45,8 @@ async def main() -> None:
                 await anyio.sleep(0.1)
             app.stop()
     in_order = all(seqs == list(range(10)) for seqs in handled.values())
-    print(f"{sum(map(len, handled.values()))} bookings for {len(handled)} customers, each in order: {in_order}")
+    total = sum(map(len, handled.values()))
+    print(f"{total} bookings for {len(handled)} customers, each in order: {in_order}")
 
 
 if __name__ == "__main__":
