@@ -9,6 +9,7 @@ from ._backoff import Backoff
 from ._codec import Format
 from ._consumer import Consumer
 from ._declaration import QueueInfo
+from ._envelope import SnsEnvelope
 from ._exceptions import (
     AccessDenied,
     Ack,
@@ -29,15 +30,20 @@ from ._exceptions import (
     QueueNotFound,
     ReceiptHandleInvalid,
     Reject,
+    ResourceConflict,
     Retry,
     ServiceUnavailable,
     Throttled,
+    TopicConflict,
     TransportError,
 )
 from ._local import LocalEmulator, local
 from ._message import Message
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
+from ._subscription import Subscription
+from ._topic import Topic, TopicInfo
+from ._topology import PlanItem
 from ._transport import RetryPolicy
 from ._worker import Middleware, Worker, WorkerStats
 
@@ -67,6 +73,7 @@ __all__ = [
     "MessageError",
     "MessageTooLarge",
     "Middleware",
+    "PlanItem",
     "QfanError",
     "Queue",
     "QueueConflict",
@@ -75,11 +82,17 @@ __all__ = [
     "QueueNotFound",
     "ReceiptHandleInvalid",
     "Reject",
+    "ResourceConflict",
     "Retry",
     "RetryPolicy",
     "ServiceUnavailable",
+    "SnsEnvelope",
     "SqsManagedEncryption",
+    "Subscription",
     "Throttled",
+    "Topic",
+    "TopicConflict",
+    "TopicInfo",
     "TransportError",
     "Worker",
     "WorkerStats",

@@ -8,7 +8,8 @@ from typing import Generic, Protocol, TypeVar
 
 from ._attributes import AttributeValue, from_wire
 from ._codec import Decoder
-from ._exceptions import ChecksumMismatch, ConfigError
+from ._envelope import SnsEnvelope, looks_like_envelope, unwrap
+from ._exceptions import ChecksumMismatch, ConfigError, DecodeError, MessageError
 from ._transport import ReceivedMessage, WireAttributes, corruption_of
 
 T = TypeVar("T")
@@ -47,8 +48,9 @@ class Message(Generic[T]):
     Attributes:
         message_id: the SQS message id.
         receipt_handle: the handle that settles this delivery.
-        raw_body: the body as it came off the queue.
+        raw_body: the body as it came off the queue (an SNS envelope stays wrapped here).
         attributes: the sender's message attributes (without qfan's content-type attribute).
+        sns: topic ARN, SNS message id, timestamp and subject when SNS delivered the message non-raw.
         content_type: the body's content type (``None`` when the sender did not say).
         receive_count: how many times SQS has delivered this message (1 on first delivery).
         sent_at: when SQS accepted the message.
@@ -61,8 +63,9 @@ class Message(Generic[T]):
 
     __slots__ = (
         "_body",
-        "_corruption",
         "_decoder",
+        "_payload",
+        "_problem",
         "_settled",
         "_settler",
         "_wire_attributes",
@@ -78,6 +81,7 @@ class Message(Generic[T]):
         "receive_count",
         "sent_at",
         "sequence_number",
+        "sns",
     )
 
     def __init__(self, raw: ReceivedMessage, decoder: Decoder[T], settler: Settler) -> None:
@@ -85,8 +89,23 @@ class Message(Generic[T]):
         self.message_id = raw.message_id
         self.receipt_handle = raw.receipt_handle
         self.raw_body = raw.body
+        self.sns: SnsEnvelope | None = None
+        self._payload = raw.body
+        self._problem: MessageError | None = None
+        corruption = corruption_of(raw.body, raw.md5_of_body, raw.attributes, raw.md5_of_attributes)
+        attributes = raw.attributes
+        if corruption is not None:
+            self._problem = ChecksumMismatch(f"message {raw.message_id}: {corruption}")
+        elif looks_like_envelope(raw.body, raw.attributes):
+            try:
+                unwrapped = unwrap(raw.body)
+            except DecodeError as exc:
+                self._problem = exc
+            else:
+                if unwrapped is not None:
+                    self._payload, attributes, self.sns = unwrapped
         self.attributes: dict[str, AttributeValue]
-        self.attributes, self.content_type = from_wire(raw.attributes)
+        self.attributes, self.content_type = from_wire(attributes)
         self.receive_count = int(system.get("ApproximateReceiveCount", "1"))
         self.sent_at = _timestamp(system, "SentTimestamp")
         self.first_received_at = _timestamp(system, "ApproximateFirstReceiveTimestamp")
@@ -95,7 +114,6 @@ class Message(Generic[T]):
         self.dedup_id = system.get("MessageDeduplicationId")
         self.queue = settler.name
         self._wire_attributes = raw.attributes
-        self._corruption = corruption_of(raw.body, raw.md5_of_body, raw.attributes, raw.md5_of_attributes)
         self._decoder = decoder
         self._settler = settler
         self._body: object = _UNSET
@@ -103,11 +121,15 @@ class Message(Generic[T]):
 
     @property
     def body(self) -> T:
-        """The decoded body; raises ``DecodeError`` or ``ChecksumMismatch`` for a bad message."""
-        if self._corruption is not None:
-            raise ChecksumMismatch(f"message {self.message_id}: {self._corruption}")
+        """The decoded body (unwrapped from an SNS envelope when SNS delivered it non-raw).
+
+        Raises ``DecodeError`` (undecodable body, malformed envelope) or ``ChecksumMismatch`` for a bad
+        message; other messages of the same receive are unaffected.
+        """
+        if self._problem is not None:
+            raise self._problem
         if self._body is _UNSET:
-            self._body = self._decoder.decode(self.raw_body, self.content_type)
+            self._body = self._decoder.decode(self._payload, self.content_type)
         return self._body  # type: ignore[return-value]
 
     @property

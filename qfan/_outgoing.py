@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from ._attributes import AttributeValue, to_wire, wire_size
 from ._batching import MAX_BATCH_ENTRIES
 from ._codec import Encoder
-from ._declaration import QueueInfo
 from ._exceptions import ChecksumMismatch, ConfigError, MessageTooLarge, QfanError
-from ._queue_options import QueueOptions
 from ._transport import SentMessage, WireAttributes, md5_of_attributes, md5_of_body
 
 logger = logging.getLogger("qfan")
@@ -29,10 +27,28 @@ class Outgoing:
     dedup_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """What outgoing checks need to know about a queue or topic.
+
+    Attributes:
+        name: for error messages.
+        fifo: FIFO queue or topic.
+        content_based_dedup: a FIFO destination that derives dedup ids from bodies.
+        max_size: the size limit of one message (body + attributes).
+        delay_allowed: per-message delays (standard SQS queues only).
+    """
+
+    name: str
+    fifo: bool
+    content_based_dedup: bool
+    max_size: int
+    delay_allowed: bool = True
+
+
 def prepare(
     encoder: Encoder,
-    options: QueueOptions,
-    info: QueueInfo,
+    destination: Destination,
     value: object,
     *,
     delay: int | None,
@@ -40,26 +56,27 @@ def prepare(
     dedup_id: str | None,
     attributes: Mapping[str, AttributeValue] | None,
 ) -> Outgoing:
-    """Encode ``value`` and check everything SQS would reject, before any request is made."""
-    name = options.name
-    if options.fifo:
+    """Encode ``value`` and check everything SQS or SNS would reject, before any request is made."""
+    name = destination.name
+    if destination.fifo:
         if group_id is None:
-            raise ConfigError(f"FIFO queue {name!r} needs a group_id for every message")
-        if dedup_id is None and not info.content_based_dedup:
-            raise ConfigError(f"FIFO queue {name!r} has no content-based deduplication: give a dedup_id")
-        if delay is not None:
-            raise ConfigError(
-                f"FIFO queue {name!r}: per-message delay is not supported, use the queue's delay option"
-            )
+            raise ConfigError(f"FIFO {name!r} needs a group_id for every message")
+        if dedup_id is None and not destination.content_based_dedup:
+            raise ConfigError(f"FIFO {name!r} has no content-based deduplication: give a dedup_id")
     elif dedup_id is not None:
-        raise ConfigError(f"dedup_id only applies to FIFO queues, not to {name!r}")
-    if delay is not None and (isinstance(delay, bool) or not 0 <= delay <= 900):
-        raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
+        raise ConfigError(f"dedup_id only applies to FIFO queues and topics, not to {name!r}")
+    if delay is not None:
+        if destination.fifo or not destination.delay_allowed:
+            raise ConfigError(
+                f"{name!r}: per-message delay is not supported here, use the queue's delay option"
+            )
+        if isinstance(delay, bool) or not 0 <= delay <= 900:
+            raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
     body, content_type = encoder.encode(value)
     wire = to_wire(attributes, content_type)
     size = len(body.encode()) + wire_size(wire)
-    if size > info.max_message_size:
-        raise MessageTooLarge(size, info.max_message_size, name)
+    if size > destination.max_size:
+        raise MessageTooLarge(size, destination.max_size, name)
     return Outgoing(body, wire, size, delay, group_id, dedup_id)
 
 

@@ -15,8 +15,9 @@ from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
 from ._exceptions import BatchSendError, ConfigError, MessageTooLarge, QfanError
 from ._message import MAX_VISIBILITY, Message
-from ._outgoing import Outgoing, chunks, prepare, verify_sent
+from ._outgoing import Destination, Outgoing, chunks, prepare, verify_sent
 from ._queue_options import QueueOptions
+from ._queue_policy import merge_sns_statement
 from ._transport import ReceiptEntry, SendEntry, SqsConnection, VisibilityEntry
 
 T = TypeVar("T")
@@ -31,6 +32,9 @@ class _Declared:
     def __init__(self, queue: Queue[Any], connection: SqsConnection, info: QueueInfo) -> None:
         self.connection = connection
         self.info = info
+        self.destination = Destination(
+            queue.name, queue.fifo, info.content_based_dedup, info.max_message_size
+        )
         linger = connection.linger
         self.sends: Coalescer[Outgoing, str] = Coalescer(
             queue._send_batch,
@@ -132,6 +136,17 @@ class Queue(Generic[T]):
         target = None if destination is None else (await destination.declare()).arn
         return await conn.retry.call(lambda: conn.control.start_message_move_task(state.info.arn, target))
 
+    async def allow_topic(self, topic_arn: str) -> bool:
+        """Make sure the queue policy lets ``topic_arn`` deliver here; returns whether it had to change."""
+        state = await self._state()
+        conn, url = state.connection, state.info.url
+        current = (await conn.retry.call(lambda: conn.control.get_queue_attributes(url))).get("Policy")
+        merged = merge_sns_statement(current, state.info.arn, topic_arn)
+        if merged is None:
+            return False
+        await conn.retry.call(lambda: conn.control.set_queue_attributes(url, {"Policy": merged}))
+        return True
+
     async def purge(self) -> None:
         """Delete every message in the queue (SQS allows one purge per 60 s)."""
         state = await self._state()
@@ -171,8 +186,7 @@ class Queue(Generic[T]):
         state = await self._state()
         entry = prepare(
             self._encoder,
-            self.options,
-            state.info,
+            state.destination,
             value,
             delay=delay,
             group_id=group_id,
@@ -203,8 +217,7 @@ class Queue(Generic[T]):
         entries = [
             prepare(
                 self._encoder,
-                self.options,
-                state.info,
+                state.destination,
                 v,
                 delay=delay,
                 group_id=group_id,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ._base import SqsControlPlane, SqsDataPlane
 from ._retry import RetryPolicy
+from ._sns import BotocoreSns
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,5 +22,14 @@ class SqsConnection:
 
     data: SqsDataPlane
     control: SqsControlPlane
+    retry: RetryPolicy
+    linger: float
+
+
+@dataclass(frozen=True, slots=True)
+class SnsConnection:
+    """An open connection to SNS, with the retry policy and batching linger of its app."""
+
+    sns: BotocoreSns
     retry: RetryPolicy
     linger: float

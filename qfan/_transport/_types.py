@@ -87,3 +87,22 @@ class ReceivedMessage(msgspec.Struct, frozen=True, gc=False):
     system_attributes: Mapping[str, str]
     md5_of_body: str | None = None
     md5_of_attributes: str | None = None
+
+
+class PublishEntry(msgspec.Struct, frozen=True, gc=False):
+    """One entry of an SNS PublishBatch call."""
+
+    id: str
+    body: str
+    attributes: WireAttributes
+    subject: str | None = None
+    group_id: str | None = None
+    dedup_id: str | None = None
+
+
+class PublishedMessage(msgspec.Struct, frozen=True, gc=False):
+    """A successful PublishBatch entry."""
+
+    id: str
+    message_id: str
+    sequence_number: str | None = None
