@@ -148,6 +148,13 @@ class Topic(Generic[T]):
             raise TopicConflict(self.name, differences)
         return TopicInfo(arn, existing)
 
+    async def delete(self) -> None:
+        """Delete the topic (and with it its subscriptions). The handle declares it again on next use."""
+        state = await self._state()
+        conn = state.connection
+        await conn.retry.call(lambda: conn.sns.delete_topic(state.info.arn))
+        self._declared = None
+
     async def publish(
         self,
         value: T,

@@ -87,6 +87,10 @@ class BotocoreSns:
                 TopicArn=topic_arn, AttributeName=name, AttributeValue=value
             )
 
+    async def delete_topic(self, topic_arn: str) -> None:
+        with map_aws_errors("DeleteTopic"):
+            await self._client.delete_topic(TopicArn=topic_arn)
+
     async def list_subscriptions(self, topic_arn: str) -> list[dict[str, str]]:
         """Every subscription of the topic (all pages): SubscriptionArn, Protocol, Endpoint."""
         subscriptions: list[dict[str, str]] = []
