@@ -1,4 +1,4 @@
-"""The queue policy document qfan writes for SNS subscriptions (checked as a document: emulators ignore it)."""
+"""The queue policy document qfan writes for SNS subscriptions (a document test: emulators ignore it)."""
 
 import json
 
