@@ -30,6 +30,8 @@ from ._exceptions import (
     QueueNotFound,
     ReceiptHandleInvalid,
     Reject,
+    RemoteError,
+    RequestTimeout,
     ResourceConflict,
     Retry,
     ServiceUnavailable,
@@ -41,6 +43,7 @@ from ._local import LocalEmulator, local
 from ._message import Message
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
+from ._rpc import RpcStats
 from ._subscription import Subscription
 from ._topic import Topic, TopicInfo
 from ._topology import PlanItem
@@ -82,9 +85,12 @@ __all__ = [
     "QueueNotFound",
     "ReceiptHandleInvalid",
     "Reject",
+    "RemoteError",
+    "RequestTimeout",
     "ResourceConflict",
     "Retry",
     "RetryPolicy",
+    "RpcStats",
     "ServiceUnavailable",
     "SnsEnvelope",
     "SqsManagedEncryption",
