@@ -1,0 +1,151 @@
+"""Request/response over queues against a real emulator."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import msgspec
+import pytest
+
+import qfan
+
+from .helpers import AppFactory
+
+
+class Resize(msgspec.Struct):
+    key: str
+    width: int
+
+
+class Resized(msgspec.Struct):
+    key: str
+    thumbnail: str
+
+
+def responder_app(make_app: AppFactory, name: str, delay: float = 0.0) -> qfan.App:
+    app = make_app()
+    queue = app.queue(name, Resize)
+
+    @app.responder(queue, name="resize", concurrency=32)
+    async def resize(request: Resize) -> Resized:
+        if request.width < 0:
+            raise ValueError(f"bad width {request.width}")
+        await anyio.sleep(delay)
+        return Resized(request.key, f"{request.key}@{request.width}")
+
+    return app
+
+
+async def test_concurrent_requests_each_get_their_own_reply(
+    make_app: AppFactory, unique_name: Callable[..., str]
+) -> None:
+    name = unique_name("resize")
+    server, client = responder_app(make_app, name), make_app()
+    queue = client.queue(name, Resize)
+    replies: dict[int, Resized] = {}
+
+    async def ask(i: int) -> None:
+        replies[i] = await client.request(queue, Resize(f"k{i}", i), response_type=Resized, timeout=120)
+
+    async with server, client, anyio.create_task_group() as tg:
+        tg.start_soon(server.run)
+        async with anyio.create_task_group() as requests:
+            for i in range(500):
+                requests.start_soon(ask, i)
+        server.stop()
+    assert replies == {i: Resized(f"k{i}", f"k{i}@{i}") for i in range(500)}
+    assert client.rpc_stats.replied == 500
+    assert client.rpc_stats.dropped == 0
+
+
+async def test_remote_error(make_app: AppFactory, unique_name: Callable[..., str]) -> None:
+    name = unique_name("resize")
+    server, client = responder_app(make_app, name), make_app()
+    queue = client.queue(name, Resize)
+    async with server, client, anyio.create_task_group() as tg:
+        tg.start_soon(server.run)
+        with pytest.raises(qfan.RemoteError) as caught:
+            await client.request(queue, Resize("x", -1), response_type=Resized, timeout=30)
+        server.stop()
+    assert caught.value.remote_type == "ValueError"
+    assert caught.value.remote_message == "bad width -1"
+    assert server.stats()["resize"].succeeded == 1  # answered (with the error), not retried
+
+
+async def test_timeout_then_the_late_reply_is_dropped_and_counted(
+    make_app: AppFactory, unique_name: Callable[..., str]
+) -> None:
+    name = unique_name("resize")
+    server, client = responder_app(make_app, name), make_app()
+    queue = client.queue(name, Resize)
+    async with client:
+        with pytest.raises(qfan.RequestTimeout):
+            await client.request(queue, Resize("late", 1), response_type=Resized, timeout=0.5)
+        assert client.rpc_stats.timed_out == 1
+        async with server, anyio.create_task_group() as tg:  # the responder comes up only now
+            tg.start_soon(server.run)
+            with anyio.fail_after(30):
+                while client.rpc_stats.dropped == 0:  # noqa: ASYNC110 - polling a counter
+                    await anyio.sleep(0.1)
+            server.stop()
+    assert client.rpc_stats.replied == 0
+
+
+async def test_responder_restart_mid_stream(make_app: AppFactory, unique_name: Callable[..., str]) -> None:
+    name = unique_name("resize")
+    client = make_app()
+    queue = client.queue(name, Resize)
+    replies: dict[int, Resized] = {}
+
+    async def ask(i: int) -> None:
+        replies[i] = await client.request(queue, Resize(f"k{i}", i), response_type=Resized, timeout=120)
+
+    async with client, anyio.create_task_group() as requests:
+        for i in range(60):
+            requests.start_soon(ask, i)
+        first = responder_app(make_app, name, delay=0.05)
+        async with first, anyio.create_task_group() as tg:
+            tg.start_soon(first.run)
+            with anyio.fail_after(60):
+                while len(replies) < 10:  # noqa: ASYNC110 - polling the replies so far
+                    await anyio.sleep(0.05)
+            first.stop()  # graceful: running handlers answer, unstarted requests go back to the queue
+        second = responder_app(make_app, name)
+        async with second, anyio.create_task_group() as tg:
+            tg.start_soon(second.run)
+            with anyio.fail_after(120):
+                while len(replies) < 60:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            second.stop()
+    assert replies == {i: Resized(f"k{i}", f"k{i}@{i}") for i in range(60)}
+
+
+async def test_reply_queue_is_deleted_on_shutdown_and_orphans_are_swept(
+    make_app: AppFactory, unique_name: Callable[..., str]
+) -> None:
+    name = unique_name("resize")
+    server, client = responder_app(make_app, name), make_app()
+    queue = client.queue(name, Resize)
+    async with server, client, anyio.create_task_group() as tg:
+        tg.start_soon(server.run)
+        await client.request(queue, Resize("a", 1), response_type=Resized, timeout=30)
+        reply_url = client.reply_queue_url
+        assert reply_url is not None
+        assert reply_url.rpartition("/")[2].startswith("qfan-reply-")
+        server.stop()
+    lookup = make_app()
+    lookup.queue(reply_url.rpartition("/")[2], create=False)
+    with pytest.raises(qfan.QueueNotFound):
+        async with lookup:
+            pass
+
+    stale = (datetime.now(UTC) - timedelta(hours=2)).isoformat(timespec="seconds")
+    fresh = datetime.now(UTC).isoformat(timespec="seconds")
+    sweeper = make_app()
+    orphan = sweeper.queue(f"qfan-reply-{unique_name('crashed')}", tags={"qfan:heartbeat": stale})
+    alive = sweeper.queue(f"qfan-reply-{unique_name('alive')}", tags={"qfan:heartbeat": fresh})
+    async with sweeper:
+        swept = await sweeper.sweep_reply_queues(idle_seconds=3600)
+        assert orphan.info.url in swept
+        assert alive.info.url not in swept
+        assert await alive.attributes()  # still there
