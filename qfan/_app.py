@@ -484,7 +484,8 @@ class App:
         selected = [self._workers[name] for name in chosen]
         if concurrency is not None:
             selected = [dataclasses.replace(w, concurrency=concurrency) for w in selected]
-        stop = self._stop = anyio.Event()
+        # A stop() that came before run() got here (a signal during start-up) is honoured, not lost.
+        stop = self._stop = self._stop or anyio.Event()
         async with AsyncExitStack() as stack:
             if self._connection is None:
                 await stack.enter_async_context(self)
@@ -497,6 +498,7 @@ class App:
                     for worker in selected:
                         tg.start_soon(WorkerEngine(worker, self._middleware).run, stop, drain_timeout)
             finally:
+                self._stop = None  # the next run() starts afresh
                 with anyio.CancelScope(shield=True):
                     for hook in self._shutdown:
                         await hook()
@@ -507,9 +509,13 @@ class App:
         return self._stop is not None and self._stop.is_set()
 
     def stop(self) -> None:
-        """Ask :meth:`run` to stop gracefully (stop receiving, release unstarted, drain, return)."""
-        if self._stop is not None:
-            self._stop.set()
+        """Ask :meth:`run` to stop gracefully (stop receiving, release unstarted, drain, return).
+
+        Called before :meth:`run` has started (or while it starts), the coming run stops at once.
+        """
+        if self._stop is None:
+            self._stop = anyio.Event()
+        self._stop.set()
 
     @staticmethod
     async def _log_stats(workers: list[Worker], interval: float, stop: anyio.Event) -> None:
@@ -559,11 +565,11 @@ class App:
         tb: TracebackType | None,
     ) -> None:
         stack, self._stack = self._stack, None
-        if self._connection is not None:
-            await self._replies.close(self._connection)
-        if self._services is not None:
+        if self._services is not None:  # stop the reply loop before its queue goes away
             self._services.cancel_scope.cancel()
             self._services = None
+        if self._connection is not None:
+            await self._replies.close(self._connection)
         self._connection = self._sns = None
         if stack is not None:
             await stack.aclose()

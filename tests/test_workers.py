@@ -317,3 +317,22 @@ def test_bad_registrations() -> None:
 
         @app.worker(queue, name="dup")
         async def second(job: Job) -> None: ...
+
+
+async def test_a_stop_before_run_starts_is_not_lost(
+    make_app: AppFactory, unique_name: Callable[..., str]
+) -> None:
+    app = make_app()
+    queue = app.queue(unique_name())
+    handled: list[str] = []
+
+    @app.worker(queue, name="early-stop")
+    async def early_stop(body: str) -> None:
+        handled.append(body)
+
+    async with app:
+        app.stop()  # e.g. a signal while the process is still starting
+        with anyio.fail_after(30):
+            await app.run()  # returns at once instead of running forever
+        await queue.send("after")
+        await run_until(app, lambda: handled == ["after"])  # and a later run starts afresh
