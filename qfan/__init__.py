@@ -1,4 +1,4 @@
-"""qfan: async, typed, batching messaging on AWS SQS that never loses a message.
+"""qfan: async, typed, batching messaging on AWS SQS that never loses a message (large bodies via S3).
 
 The public API is exactly what ``__all__`` lists; everything in underscored modules is private.
 """
@@ -20,6 +20,12 @@ from ._exceptions import (
     InvalidParameter,
     MessageError,
     MessageTooLarge,
+    ObjectNotFound,
+    PayloadError,
+    PayloadMissing,
+    PayloadPointerInvalid,
+    PayloadRefused,
+    PayloadTooLarge,
     QfanError,
     QueueConflict,
     QueueNameExists,
@@ -31,6 +37,8 @@ from ._exceptions import (
 )
 from ._local import LocalEmulator, local
 from ._message import Message
+from ._offload import Offload
+from ._pointer import PayloadLocation
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
 from ._transport import RetryPolicy
@@ -57,6 +65,14 @@ __all__ = [
     "Message",
     "MessageError",
     "MessageTooLarge",
+    "ObjectNotFound",
+    "Offload",
+    "PayloadError",
+    "PayloadLocation",
+    "PayloadMissing",
+    "PayloadPointerInvalid",
+    "PayloadRefused",
+    "PayloadTooLarge",
     "QfanError",
     "Queue",
     "QueueConflict",

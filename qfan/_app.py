@@ -11,9 +11,10 @@ import anyio
 
 from ._codec import Format
 from ._exceptions import ConfigError, QfanError
+from ._offload import Offload
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
-from ._transport import ConnectionSettings, RetryPolicy, SqsConnection, open_sqs
+from ._transport import ConnectionSettings, ObjectStore, RetryPolicy, SqsConnection, open_s3, open_sqs
 
 T = TypeVar("T")
 
@@ -21,8 +22,9 @@ T = TypeVar("T")
 class App:
     """Connection, topology and (later) workers of one application.
 
-    Use it as an async context manager: entering opens one pooled aiobotocore client and declares every
-    queue registered with :meth:`queue` (idempotently); leaving closes the client.
+    Use it as an async context manager: entering opens one pooled aiobotocore client (and an S3 client when
+    a queue offloads payloads) and declares every queue registered with :meth:`queue` (idempotently);
+    leaving closes the clients.
 
     Where to connect follows AWS conventions: an explicit ``endpoint_url`` > ``AWS_ENDPOINT_URL_SQS`` >
     ``AWS_ENDPOINT_URL`` > AWS itself; region and credentials come from the arguments, else the usual
@@ -33,6 +35,7 @@ class App:
         region: AWS region; default from ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the profile.
         endpoint_url: endpoint for every service (an emulator, a VPC endpoint).
         sqs_endpoint_url: endpoint for SQS only; wins over ``endpoint_url``.
+        s3_endpoint_url: endpoint for S3 only (offloaded payloads); wins over ``endpoint_url``.
         profile: a named profile from the shared AWS config files.
         access_key_id, secret_access_key, session_token: explicit credentials.
         retry: how transient failures are retried.
@@ -48,6 +51,7 @@ class App:
         region: str | None = None,
         endpoint_url: str | None = None,
         sqs_endpoint_url: str | None = None,
+        s3_endpoint_url: str | None = None,
         profile: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
@@ -62,7 +66,7 @@ class App:
         self.name = name
         self.settings = ConnectionSettings(
             region=region,
-            endpoint_urls={"sqs": sqs_endpoint_url or endpoint_url},
+            endpoint_urls={"sqs": sqs_endpoint_url or endpoint_url, "s3": s3_endpoint_url or endpoint_url},
             profile=profile,
             access_key_id=access_key_id,
             secret_access_key=secret_access_key,
@@ -85,6 +89,7 @@ class App:
         type: type[T],
         *,
         dead_letter: Queue[Any] | None = ...,
+        offload: Offload | None = ...,
         format: Format = ...,
         **options: Unpack[QueueSettings],
     ) -> Queue[T]: ...
@@ -95,6 +100,7 @@ class App:
         name: str,
         *,
         dead_letter: Queue[Any] | None = ...,
+        offload: Offload | None = ...,
         format: Format = ...,
         **options: Unpack[QueueSettings],
     ) -> Queue[Any]: ...
@@ -105,6 +111,7 @@ class App:
         type: Any = Any,
         *,
         dead_letter: Queue[Any] | None = None,
+        offload: Offload | None = None,
         format: Format = "json",
         **options: Unpack[QueueSettings],
     ) -> Queue[Any]:
@@ -114,6 +121,8 @@ class App:
             name: queue name; a FIFO queue's name ends in ``.fifo``.
             type: what bodies decode into (a ``msgspec.Struct``, ``dict``, ``str``, ...; default: any JSON).
             dead_letter: the queue (handle) that receives messages after ``max_receives`` receives.
+            offload: send large bodies through S3, compatible with AWS's extended clients (see
+                :class:`Offload`).
             format: ``"json"`` or ``"msgpack"`` for bodies that are not ``str``/``bytes``.
             **options: the queue's attributes and declaration behaviour, see :class:`QueueSettings`.
         """
@@ -125,6 +134,7 @@ class App:
             format=format,
             dead_letter=dead_letter,
             connect=self._sqs,
+            offload=offload,
         )
         self._queues[name] = queue
         return queue
@@ -168,7 +178,12 @@ class App:
             raise QfanError(f"app {self.name!r} is already open")
         async with AsyncExitStack() as stack:
             sqs = await stack.enter_async_context(open_sqs(self.settings))
-            self._connection = SqsConnection(data=sqs, control=sqs, retry=self.retry, linger=self.linger)
+            s3: ObjectStore | None = None
+            if any(queue.offload is not None for queue in self._queues.values()):
+                s3 = await stack.enter_async_context(open_s3(self.settings))
+            self._connection = SqsConnection(
+                data=sqs, control=sqs, retry=self.retry, linger=self.linger, s3=s3
+            )
             if self.declare_on_start:
                 try:
                     await self.declare()

@@ -8,7 +8,9 @@ from typing import Generic, Protocol, TypeVar
 
 from ._attributes import AttributeValue, from_wire
 from ._codec import Decoder
-from ._exceptions import ChecksumMismatch, ConfigError
+from ._exceptions import ChecksumMismatch, ConfigError, MessageError
+from ._payloads import Fetched
+from ._pointer import PayloadLocation
 from ._transport import ReceivedMessage, corruption_of
 
 T = TypeVar("T")
@@ -23,7 +25,9 @@ class Settler(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def delete_receipt(self, receipt_handle: str) -> None: ...
+    async def delete_receipt(
+        self, receipt_handle: str, *, payload: PayloadLocation | None = None
+    ) -> None: ...
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
 
@@ -44,11 +48,16 @@ class Message(Generic[T]):
     The body is decoded on first access of :attr:`body`, so one undecodable message never prevents the
     others in the same receive from being handled; :attr:`raw_body` is always available.
 
+    An offloaded message (its body stored in S3, see :class:`qfan.Offload`) was fetched when it was
+    received: :attr:`raw_body` is the real body and :attr:`payload` says where it is stored. If the payload
+    could not be had, :attr:`raw_body` is the pointer and :attr:`body` raises the ``PayloadError``.
+
     Attributes:
         message_id: the SQS message id.
         receipt_handle: the handle that settles this delivery.
-        raw_body: the body as it came off the queue.
-        attributes: the sender's message attributes (without qfan's content-type attribute).
+        raw_body: the body as it came off the queue (for an offloaded message: as fetched from S3).
+        payload: where an offloaded message's body is stored (``None`` when it was not offloaded).
+        attributes: the sender's message attributes (without qfan's content-type and offload markers).
         content_type: the body's content type (``None`` when the sender did not say).
         receive_count: how many times SQS has delivered this message (1 on first delivery).
         sent_at: when SQS accepted the message.
@@ -63,6 +72,7 @@ class Message(Generic[T]):
         "_body",
         "_corruption",
         "_decoder",
+        "_error",
         "_settled",
         "_settler",
         "attributes",
@@ -71,6 +81,7 @@ class Message(Generic[T]):
         "first_received_at",
         "group_id",
         "message_id",
+        "payload",
         "queue",
         "raw_body",
         "receipt_handle",
@@ -79,13 +90,21 @@ class Message(Generic[T]):
         "sequence_number",
     )
 
-    def __init__(self, raw: ReceivedMessage, decoder: Decoder[T], settler: Settler) -> None:
+    def __init__(
+        self, raw: ReceivedMessage, decoder: Decoder[T], settler: Settler, fetched: Fetched | None = None
+    ) -> None:
         system = raw.system_attributes
         self.message_id = raw.message_id
         self.receipt_handle = raw.receipt_handle
         self.raw_body = raw.body
         self.attributes: dict[str, AttributeValue]
         self.attributes, self.content_type = from_wire(raw.attributes)
+        self.payload: PayloadLocation | None = None
+        self._error: MessageError | None = None
+        if fetched is not None:
+            self.payload, self._error = fetched.location, fetched.error
+            if fetched.body is not None:
+                self.raw_body, self.content_type = fetched.body, fetched.content_type
         self.receive_count = int(system.get("ApproximateReceiveCount", "1"))
         self.sent_at = _timestamp(system, "SentTimestamp")
         self.first_received_at = _timestamp(system, "ApproximateFirstReceiveTimestamp")
@@ -101,9 +120,11 @@ class Message(Generic[T]):
 
     @property
     def body(self) -> T:
-        """The decoded body; raises ``DecodeError`` or ``ChecksumMismatch`` for a bad message."""
+        """The decoded body; raises ``DecodeError``, ``ChecksumMismatch`` or ``PayloadError`` if bad."""
         if self._corruption is not None:
             raise ChecksumMismatch(f"message {self.message_id}: {self._corruption}")
+        if self._error is not None:
+            raise self._error
         if self._body is _UNSET:
             self._body = self._decoder.decode(self.raw_body, self.content_type)
         return self._body  # type: ignore[return-value]
@@ -117,10 +138,11 @@ class Message(Generic[T]):
         """Delete the message: it was handled. A second call does nothing.
 
         Raises ``ReceiptHandleInvalid`` when SQS reports the handle expired (the message may be redelivered).
+        An offloaded message's payload is deleted after the message, if its queue's policy says so.
         """
         if self._settled:
             return
-        await self._settler.delete_receipt(self.receipt_handle)
+        await self._settler.delete_receipt(self.receipt_handle, payload=self.payload)
         self._settled = True
 
     async def nack(self, delay: int = 0) -> None:

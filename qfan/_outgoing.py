@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._attributes import AttributeValue, to_wire, wire_size
 from ._batching import MAX_BATCH_ENTRIES
 from ._codec import Encoder
 from ._declaration import QueueInfo
 from ._exceptions import ChecksumMismatch, ConfigError, MessageTooLarge, QfanError
+from ._payloads import Payloads
+from ._pointer import PayloadLocation
 from ._queue_options import QueueOptions
 from ._transport import SentMessage, WireAttributes, md5_of_attributes, md5_of_body
 
@@ -19,7 +21,10 @@ logger = logging.getLogger("qfan")
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message ready for SendMessageBatch; ``size`` is what counts towards SQS's limits."""
+    """One message ready for SendMessageBatch; ``size`` is what counts towards SQS's limits.
+
+    ``payload`` is where the real body went when ``body`` is an offload pointer.
+    """
 
     body: str
     attributes: WireAttributes
@@ -27,6 +32,7 @@ class Outgoing:
     delay: int | None
     group_id: str | None
     dedup_id: str | None
+    payload: PayloadLocation | None = None
 
 
 def prepare(
@@ -39,8 +45,12 @@ def prepare(
     group_id: str | None,
     dedup_id: str | None,
     attributes: Mapping[str, AttributeValue] | None,
+    check_size: bool = True,
 ) -> Outgoing:
-    """Encode ``value`` and check everything SQS would reject, before any request is made."""
+    """Encode ``value`` and check everything SQS would reject, before any request is made.
+
+    With ``check_size`` false the size is left to :func:`fit`, which may offload the body first.
+    """
     name = options.name
     if options.fifo:
         if group_id is None:
@@ -57,10 +67,30 @@ def prepare(
         raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
     body, content_type = encoder.encode(value)
     wire = to_wire(attributes, content_type)
-    size = len(body.encode()) + wire_size(wire)
-    if size > info.max_message_size:
-        raise MessageTooLarge(size, info.max_message_size, name)
-    return Outgoing(body, wire, size, delay, group_id, dedup_id)
+    entry = Outgoing(body, wire, len(body.encode()) + wire_size(wire), delay, group_id, dedup_id)
+    if check_size:
+        _check_size(entry, info, name)
+    return entry
+
+
+async def fit(entry: Outgoing, payloads: Payloads, info: QueueInfo, queue: str) -> Outgoing:
+    """Offload the body to S3 if the policy wants it, then check that what SQS gets fits the queue."""
+    if not payloads.wants(entry.size):
+        _check_size(entry, info, queue)
+        return entry
+    offloaded = payloads.offload(entry.body, entry.attributes)
+    size = len(offloaded.body.encode()) + wire_size(offloaded.attributes)
+    entry = replace(
+        entry, body=offloaded.body, attributes=offloaded.attributes, size=size, payload=offloaded.location
+    )
+    _check_size(entry, info, queue)  # before uploading: attributes alone may be too large
+    await payloads.upload(offloaded)
+    return entry
+
+
+def _check_size(entry: Outgoing, info: QueueInfo, queue: str) -> None:
+    if entry.size > info.max_message_size:
+        raise MessageTooLarge(entry.size, info.max_message_size, queue)
 
 
 def verify_sent(sent: SentMessage, entry: Outgoing, fifo: bool) -> str | QfanError:

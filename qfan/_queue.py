@@ -15,21 +15,28 @@ from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
 from ._exceptions import BatchSendError, ConfigError, QfanError
 from ._message import MAX_VISIBILITY, Message
-from ._outgoing import Outgoing, chunks, prepare, verify_sent
+from ._offload import Offload
+from ._outgoing import Outgoing, chunks, fit, prepare, verify_sent
+from ._payloads import Payloads, fetch_all
+from ._pointer import PayloadLocation, split_receipt_handle
 from ._queue_options import QueueOptions
 from ._transport import ReceiptEntry, SendEntry, SqsConnection, VisibilityEntry
 
 T = TypeVar("T")
 
 _SEND_MANY_CONCURRENCY = 8
+_DEFAULT_RETENTION = 345_600  # SQS's default: 4 days
 
 
 class _Declared:
-    """Per-connection state of a declared queue: its info and its three coalescers."""
+    """Per-connection state of a declared queue: its info, its three coalescers, its payloads in S3."""
 
-    def __init__(self, queue: Queue[Any], connection: SqsConnection, info: QueueInfo) -> None:
+    def __init__(
+        self, queue: Queue[Any], connection: SqsConnection, info: QueueInfo, payloads: Payloads | None
+    ) -> None:
         self.connection = connection
         self.info = info
+        self.payloads = payloads
         linger = connection.linger
         self.sends: Coalescer[Outgoing, str] = Coalescer(
             queue._send_batch,
@@ -57,6 +64,7 @@ class Queue(Generic[T]):
         format: Format,
         dead_letter: Queue[Any] | None,
         connect: Callable[[], SqsConnection],
+        offload: Offload | None = None,
     ) -> None:
         if dead_letter is not None and dead_letter.fifo != options.fifo:
             raise ConfigError(
@@ -65,6 +73,7 @@ class Queue(Generic[T]):
             )
         self.options = options
         self.dead_letter = dead_letter
+        self.offload = offload
         self._connect = connect
         self._encoder = Encoder(format)
         self._decoder: Decoder[T] = Decoder(type)
@@ -108,8 +117,34 @@ class Queue(Generic[T]):
                 if self.dead_letter is not None:
                     dead_letter_arn = (await self.dead_letter.declare()).arn
                 info = await declare_queue(connection, self.options, dead_letter_arn)
-                self._declared = _Declared(self, connection, info)
+                payloads = await self._declare_payloads(connection, info)
+                self._declared = _Declared(self, connection, info, payloads)
             return self._declared
+
+    async def _declare_payloads(self, connection: SqsConnection, info: QueueInfo) -> Payloads | None:
+        if self.offload is None:
+            return None
+        if connection.s3 is None:
+            raise ConfigError(
+                f"queue {self.name!r} offloads to S3 but its app opened no S3 client: "
+                "register offloading queues before entering the app"
+            )
+        payloads = Payloads(
+            self.offload,
+            connection.s3,
+            connection.retry,
+            queue=self.name,
+            max_message_size=info.max_message_size,
+        )
+        retention = int(info.attributes.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
+        await payloads.declare(retention)
+        return payloads
+
+    @property
+    def payload_delete_failures(self) -> int:
+        """Offloaded payloads whose S3 delete failed after their message was acked (see the log)."""
+        declared = self._declared
+        return 0 if declared is None or declared.payloads is None else declared.payloads.delete_failures
 
     async def attributes(self) -> dict[str, str]:
         """The queue's current attributes, e.g. ``ApproximateNumberOfMessages`` (not cached)."""
@@ -163,7 +198,10 @@ class Queue(Generic[T]):
             group_id=group_id,
             dedup_id=dedup_id,
             attributes=attributes,
+            check_size=state.payloads is None,
         )
+        if state.payloads is not None:
+            entry = await fit(entry, state.payloads, state.info, self.name)
         return await state.sends.submit(entry)
 
     async def send_many(
@@ -195,9 +233,12 @@ class Queue(Generic[T]):
                 group_id=group_id,
                 dedup_id=dedup_id(v) if dedup_id else None,
                 attributes=attributes,
+                check_size=state.payloads is None,
             )
             for v in values
         ]
+        if state.payloads is not None:
+            entries = await self._fit_all(entries, state.payloads, state.info)
         results: list[str | QfanError] = [""] * len(entries)
         limiter = anyio.CapacityLimiter(1 if self.fifo else _SEND_MANY_CONCURRENCY)
 
@@ -211,6 +252,25 @@ class Queue(Generic[T]):
         if any(isinstance(r, QfanError) for r in results):
             raise BatchSendError(results)
         return [r for r in results if isinstance(r, str)]
+
+    async def _fit_all(self, entries: list[Outgoing], payloads: Payloads, info: QueueInfo) -> list[Outgoing]:
+        """Offload what needs it, uploading in parallel; if one fails, nothing is sent, uploads are undone."""
+        fitted: list[Outgoing | None] = [None] * len(entries)
+        failures: list[QfanError] = []
+
+        async def fit_one(index: int, entry: Outgoing) -> None:
+            try:
+                fitted[index] = await fit(entry, payloads, info, self.name)
+            except QfanError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for index, entry in enumerate(entries):
+                tg.start_soon(fit_one, index, entry)
+        if failures:
+            await payloads.discard([e.payload for e in fitted if e is not None and e.payload is not None])
+            raise failures[0]
+        return [e for e in fitted if e is not None]
 
     async def _send_batch(self, batch: Sequence[Outgoing]) -> list[str | QfanError]:
         state = await self._state()
@@ -259,7 +319,8 @@ class Queue(Generic[T]):
                 visibility_timeout=visibility,
             )
         )
-        return [Message(m, self._decoder, self) for m in raw]
+        fetched = await fetch_all(raw, state.payloads)
+        return [Message(m, self._decoder, self, f) for m, f in zip(raw, fetched, strict=True)]
 
     def consume(
         self, *, prefetch: int = 10, wait: int | None = None, visibility: int | None = None
@@ -273,13 +334,31 @@ class Queue(Generic[T]):
 
     # -- settling (used by Message) -------------------------------------------------------------------
 
-    async def delete_receipt(self, receipt_handle: str) -> None:
-        """Delete one message by receipt handle (coalesced into DeleteMessageBatch)."""
-        await (await self._state()).deletes.submit(receipt_handle)
+    async def delete_receipt(self, receipt_handle: str, *, payload: PayloadLocation | None = None) -> None:
+        """Delete one message by receipt handle (coalesced into DeleteMessageBatch), then its payload.
+
+        The message is deleted first: if that fails, the payload stays, so the message can still be read
+        when it is delivered again. The payload (``payload``, or the one named in a receipt handle in AWS's
+        Java format) is then deleted if the queue's offload policy says so and allows its bucket; a failure
+        there is logged and counted (:attr:`payload_delete_failures`), never raised.
+        """
+        state = await self._state()
+        handle, marked = split_receipt_handle(receipt_handle)
+        await state.deletes.submit(handle)
+        location = payload or marked
+        payloads = state.payloads
+        if location is None or payloads is None or not payloads.policy.delete_payload_on_ack:
+            return
+        if payloads.policy.allows(location.bucket):
+            await payloads.delete(location)
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None:
-        """Set one message's visibility timeout (coalesced into ChangeMessageVisibilityBatch)."""
-        await (await self._state()).visibility.submit((receipt_handle, seconds))
+        """Set one message's visibility timeout (coalesced into ChangeMessageVisibilityBatch).
+
+        Receipt handles in AWS's Java extended-client format are accepted.
+        """
+        handle, _ = split_receipt_handle(receipt_handle)
+        await (await self._state()).visibility.submit((handle, seconds))
 
     async def _delete_batch(self, handles: Sequence[str]) -> list[QfanError | None]:
         state = await self._state()

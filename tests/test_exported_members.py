@@ -22,6 +22,14 @@ EXPECTED = {
     "Message",
     "MessageError",
     "MessageTooLarge",
+    "ObjectNotFound",
+    "Offload",
+    "PayloadError",
+    "PayloadLocation",
+    "PayloadMissing",
+    "PayloadPointerInvalid",
+    "PayloadRefused",
+    "PayloadTooLarge",
     "QfanError",
     "Queue",
     "QueueConflict",
@@ -55,5 +63,5 @@ def test_every_exception_is_in_the_one_tree() -> None:
         for name in qfan.__all__
         if isinstance(getattr(qfan, name), type) and issubclass(getattr(qfan, name), BaseException)
     ]
-    assert len(exceptions) >= 18
+    assert len(exceptions) >= 24
     assert all(issubclass(exc, qfan.QfanError) for exc in exceptions)

@@ -1,7 +1,8 @@
 """A loopback HTTP reverse proxy between qfan and the emulator that records requests and injects faults.
 
 It runs in its own thread and event loop, so the test's event loop is never blocked by it. Faults are
-armed per operation (the ``X-Amz-Target`` header's ``AmazonSQS.<Op>``) for a number of requests.
+armed per operation for a number of requests: an SQS operation is named by the ``X-Amz-Target`` header's
+``AmazonSQS.<Op>``; an S3 request, which has no target, by its HTTP method as ``s3:GET``, ``s3:PUT``, ...
 """
 
 from __future__ import annotations
@@ -78,16 +79,27 @@ def corrupt_body() -> Fault:
     return Fault("corrupt_body", 200)
 
 
+def operation_of(target: str | None, method: str) -> str:
+    """``SendMessageBatch`` for SQS (from the target header); ``s3:<METHOD>`` for S3."""
+    return f"s3:{method}" if target is None else target.rpartition(".")[2]
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     target: str | None
     body: bytes
     status: int | None
     fault: FaultKind | None
+    method: str = "POST"
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
-    def operation(self) -> str | None:
-        return None if self.target is None else self.target.rpartition(".")[2]
+    def operation(self) -> str:
+        return operation_of(self.target, self.method)
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
 class Proxy:
@@ -109,6 +121,16 @@ class Proxy:
 
     def calls(self, operation: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.operation == operation]
+
+    def s3_calls(self, bucket: str, method: str | None = None) -> list[RecordedRequest]:
+        """S3 requests (path-style) on ``bucket`` or its objects, optionally of one HTTP method."""
+        return [
+            r
+            for r in self.requests
+            if r.target is None
+            and r.path.split("?")[0].split("/")[1] == bucket
+            and (method is None or r.method == method)
+        ]
 
     def clear(self) -> None:
         with self._lock:
@@ -133,14 +155,23 @@ class Proxy:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         target = request.headers.get("X-Amz-Target")
-        operation = None if target is None else target.rpartition(".")[2]
+        operation = operation_of(target, request.method)
         fault = self._take_fault(operation)
         kind = None if fault is None else fault.kind
+
+        def record(status: int | None) -> None:
+            headers = tuple(request.headers.items())
+            self._record(
+                RecordedRequest(
+                    target, body, status, kind, request.method, request.rel_url.raw_path_qs, headers
+                )
+            )
+
         if fault is not None and fault.kind in ("throttle", "server_error"):
-            self._record(RecordedRequest(target, body, fault.status, kind))
-            return self._error(fault)
+            record(fault.status)
+            return self._s3_error(fault) if target is None else self._error(fault)
         if fault is not None and fault.kind == "reset_before":
-            self._record(RecordedRequest(target, body, None, kind))
+            record(None)
             return self._drop(request)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         url = self.upstream + request.rel_url.raw_path_qs
@@ -148,7 +179,7 @@ class Proxy:
             payload = await upstream.read()
             status = upstream.status
             reply_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
-        self._record(RecordedRequest(target, body, status, kind))
+        record(status)
         if fault is not None and fault.kind == "fail_entry":
             payload = self._fail_entry(payload, fault)
         elif fault is not None and fault.kind == "corrupt_body":
@@ -201,9 +232,20 @@ class Proxy:
             },
         )
 
+    @staticmethod
+    def _s3_error(fault: Fault) -> web.Response:
+        code = "SlowDown" if fault.kind == "throttle" else "InternalError"
+        status = 503 if fault.kind == "throttle" else fault.status
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></Error>"
+        )
+        return web.Response(status=status, body=xml.encode(), headers={"Content-Type": "application/xml"})
+
     async def _serve(self, started: threading.Event, stop: asyncio.Event) -> None:
         self._session = aiohttp.ClientSession(auto_decompress=False)
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
