@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -80,8 +81,18 @@ async def fit(entry: Outgoing, payloads: Payloads, info: QueueInfo, queue: str) 
         return entry
     offloaded = payloads.offload(entry.body, entry.attributes)
     size = len(offloaded.body.encode()) + wire_size(offloaded.attributes)
+    dedup_id = entry.dedup_id
+    if dedup_id is None and info.content_based_dedup:
+        # Each pointer names a fresh key, so SQS's hash of the pointer would never match: hash the real
+        # body instead, as content-based deduplication would have.
+        dedup_id = hashlib.sha256(entry.body.encode()).hexdigest()
     entry = replace(
-        entry, body=offloaded.body, attributes=offloaded.attributes, size=size, payload=offloaded.location
+        entry,
+        body=offloaded.body,
+        attributes=offloaded.attributes,
+        size=size,
+        dedup_id=dedup_id,
+        payload=offloaded.location,
     )
     _check_size(entry, info, queue)  # before uploading: attributes alone may be too large
     await payloads.upload(offloaded)

@@ -212,6 +212,8 @@ async def fetch_all(messages: Sequence[ReceivedMessage], payloads: Payloads | No
     On a queue without an offload policy (``payloads`` is ``None``) every pointer is refused unfetched.
     """
     results: list[Fetched | None] = [None] * len(messages)
+    if not any(is_offloaded(raw.attributes) for raw in messages):
+        return results
 
     async def fetch(index: int, raw: ReceivedMessage, payloads: Payloads) -> None:
         results[index] = await payloads.fetch(raw)

@@ -215,3 +215,18 @@ async def test_bucket_is_declared_with_an_expiry_rule(
     assert rule["Filter"] == {"Prefix": "orders/"}
     assert rule["Expiration"] == {"Days": 4}
     assert rule["Status"] == "Enabled"
+
+
+async def test_content_based_deduplication_still_works_on_offloaded_fifo_messages(
+    make_app: AppFactory, unique_name: Callable[..., str]
+) -> None:
+    app = make_app()
+    queue = app.queue(
+        unique_name(fifo=True), content_based_dedup=True, offload=qfan.Offload(bucket_name(), always=True)
+    )
+    async with app:
+        await queue.send("same big body", group_id="g")
+        await queue.send("same big body", group_id="g")
+        await queue.send("another body", group_id="g")
+        received = [m.body for m in await queue.receive(wait=2)]
+    assert received == ["same big body", "another body"]
