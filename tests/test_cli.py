@@ -56,6 +56,7 @@ def test_demo_against_an_endpoint(endpoint_url: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo passed" in result.stdout
     assert "0 missing" in result.stdout
+    assert "offloaded a " in result.stdout
 
 
 def test_demo_on_the_embedded_emulator() -> None:
@@ -63,3 +64,5 @@ def test_demo_on_the_embedded_emulator() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "embedded emulator (moto)" in result.stdout
     assert "FIFO order held in each of 4 groups: True" in result.stdout
+    [offload] = [line for line in result.stdout.splitlines() if line.startswith("offload ")]
+    assert offload.endswith("OK")
