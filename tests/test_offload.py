@@ -4,6 +4,7 @@ import json
 import uuid
 from collections.abc import Callable
 
+import anyio
 import msgspec
 import pytest
 
@@ -89,17 +90,28 @@ async def test_five_mebibytes_round_trip_with_attributes_and_content_type(
         assert await queue.receive(wait=0) == []
 
 
+@pytest.mark.parametrize("how", ["send_many", "concurrent send"])
 async def test_a_batch_over_the_limit_is_split_while_each_entry_fits(
-    make_app: AppFactory, proxy: Proxy, unique_name: Callable[..., str]
+    make_app: AppFactory, proxy: Proxy, unique_name: Callable[..., str], how: str
 ) -> None:
     bucket = bucket_name()
     app = make_app(endpoint_url=proxy.endpoint_url)
     queue = app.queue(unique_name(), str, max_message_size=LIMIT, offload=qfan.Offload(bucket))
     sizes = [100, 1900, 700, 5000, 1500, 20, 1990, 3000, 400, 1200]  # total far over LIMIT
     values = [chr(ord("a") + i) * size for i, size in enumerate(sizes)]
+    ids = [""] * len(values)
+
+    async def send(index: int) -> None:
+        ids[index] = await queue.send(values[index])
+
     async with app:
         proxy.clear()
-        ids = await queue.send_many(values)
+        if how == "send_many":
+            ids = await queue.send_many(values)
+        else:  # coalesced into batches by size, after offloading
+            async with anyio.create_task_group() as tg:
+                for index in range(len(values)):
+                    tg.start_soon(send, index)
         received = {}
         while len(received) < len(values):
             batch = await queue.receive(wait=2)
@@ -230,3 +242,13 @@ async def test_content_based_deduplication_still_works_on_offloaded_fifo_message
         await queue.send("another body", group_id="g")
         received = [m.body for m in await queue.receive(wait=2)]
     assert received == ["same big body", "another body"]
+
+
+async def test_an_offloading_queue_registered_after_opening_is_a_clear_error(
+    make_app: AppFactory, unique_name: Callable[..., str]
+) -> None:
+    app = make_app()
+    async with app:
+        late = app.queue(unique_name(), offload=qfan.Offload(bucket_name()))
+        with pytest.raises(qfan.ConfigError, match="before entering the app"):
+            await late.send("x")
