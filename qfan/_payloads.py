@@ -202,7 +202,7 @@ class Payloads:
         if self.policy.expire_with_retention:
             rule = expiry_rule(self.policy.prefix, retention)
             await self._retry.call(
-                lambda: self._s3.update_lifecycle_rules(bucket, lambda rules: _merge(rules, rule))
+                lambda: self._s3.update_lifecycle_rules(bucket, lambda rules: _with_rule(rules, rule))
             )
 
 
@@ -262,14 +262,16 @@ def expiry_rule(prefix: str, retention: int) -> dict[str, Any]:
     }
 
 
-def _merge(rules: list[dict[str, Any]], rule: dict[str, Any]) -> list[dict[str, Any]]:
-    """Put ``rule`` in place of the rule with its id; queues sharing a prefix get the longest expiry."""
-    days = rule["Expiration"]["Days"]
-    for existing in rules:
+def _with_rule(rules: list[dict[str, Any]], rule: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rules`` with ``rule`` in place of the one with its id (kept where it was), or added.
+
+    Queues sharing a prefix share the rule: it keeps the longest expiry any of them asked for.
+    """
+    for index, existing in enumerate(rules):
         if existing.get("ID") == rule["ID"]:
-            days = max(days, int(existing.get("Expiration", {}).get("Days", 0)))
-    merged = {**rule, "Expiration": {"Days": days}}
-    return [*(r for r in rules if r.get("ID") != rule["ID"]), merged]
+            days = max(rule["Expiration"]["Days"], int(existing.get("Expiration", {}).get("Days", 0)))
+            return [*rules[:index], {**rule, "Expiration": {"Days": days}}, *rules[index + 1 :]]
+    return [*rules, rule]
 
 
 def _content_type(attributes: WireAttributes, stored: str | None) -> str | None:

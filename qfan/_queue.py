@@ -215,9 +215,10 @@ class Queue(Generic[T]):
     ) -> list[str]:
         """Send many messages in full batches and return their ids, in order.
 
-        Every value is encoded and checked before anything is sent. On a FIFO queue, batches go out one
-        after another, so the queue holds the values in iteration order. Raises ``BatchSendError``
-        (which says which values were not sent) if any value failed.
+        Every value is encoded and checked (and, on an offloading queue, every large body uploaded to S3)
+        before anything is sent. On a FIFO queue, batches go out one after another, so the queue holds
+        the values in iteration order. Raises ``BatchSendError`` (which says which values were not sent)
+        if any value failed.
 
         Args:
             dedup_id: a function giving each value's FIFO deduplication id.
