@@ -52,8 +52,9 @@ class Offload:
         delete_payload_on_ack: delete the S3 object after its SQS message is deleted.
         declare_bucket: create the bucket (idempotently) when the queue is declared.
         expire_with_retention: when declaring, set a lifecycle rule on the bucket that expires objects
-            under ``prefix`` once the queue's retention period is over (rounded up to whole days), so
-            payloads of messages that were never acked do not stay behind.
+            under ``prefix`` (required then) once the queue's retention period, plus its dead-letter
+            queue's, is over (rounded up to whole days), so payloads of messages that were never acked do
+            not stay behind.
     """
 
     bucket: str
@@ -74,6 +75,11 @@ class Offload:
         if not isinstance(self.prefix, str) or not _PREFIX.match(self.prefix):
             raise ConfigError(
                 f"invalid offload prefix {self.prefix!r}: at most 988 characters of A-Z a-z 0-9 . / _ -"
+            )
+        if self.expire_with_retention and not self.prefix:
+            raise ConfigError(
+                "expire_with_retention needs a prefix: without one the rule would expire every object in "
+                f"bucket {self.bucket!r}"
             )
         if self.threshold != "auto" and (
             isinstance(self.threshold, bool) or not isinstance(self.threshold, int) or self.threshold < 0

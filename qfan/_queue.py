@@ -136,9 +136,17 @@ class Queue(Generic[T]):
             queue=self.name,
             max_message_size=info.max_message_size,
         )
-        retention = int(info.attributes.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
-        await payloads.declare(retention)
+        await payloads.declare(self._longest_life(info))
         return payloads
+
+    def _longest_life(self, info: QueueInfo) -> int:
+        """Seconds a message may exist: its retention here, plus its dead-letter queue's if it has one
+        (a FIFO dead-letter queue restarts the clock, so the sum is the bound for both kinds)."""
+        seconds = int(info.attributes.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
+        if self.dead_letter is not None:
+            dead = self.dead_letter.info.attributes
+            seconds += int(dead.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
+        return seconds
 
     @property
     def payload_delete_failures(self) -> int:

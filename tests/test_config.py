@@ -136,6 +136,7 @@ def test_attribute_rules() -> None:
         ({"bucket": "ok-bucket", "marker": "S3Size"}, "marker"),
         ({"bucket": "ok-bucket", "max_payload_size": 0}, "max_payload_size"),
         ({"bucket": "ok-bucket", "allowed_buckets": ["Bad_Bucket"]}, "invalid S3 bucket name"),
+        ({"bucket": "ok-bucket", "expire_with_retention": True}, "needs a prefix"),
     ],
 )
 def test_offload_policy_is_validated(options: dict[str, Any], message: str) -> None:

@@ -210,22 +210,30 @@ async def test_a_body_over_max_payload_size_is_not_sent(
     assert proxy.calls("SendMessageBatch") == []
 
 
-async def test_bucket_is_declared_with_an_expiry_rule(
+async def test_bucket_is_declared_with_an_expiry_rule_beside_other_rules(
     make_app: AppFactory, unique_name: Callable[..., str], endpoint_url: str
 ) -> None:
     bucket = bucket_name()
+    theirs = {"ID": "theirs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 9}}
+    async with raw_client("s3", endpoint_url) as s3:
+        await s3.create_bucket(Bucket=bucket)
+        await s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [theirs]})
     policy = qfan.Offload(bucket, prefix="orders/", expire_with_retention=True)
     app = make_app()
-    app.queue(unique_name(), retention=3 * 86_400 + 1, offload=policy)
+    dead_letters = app.queue(unique_name(), retention=86_400)
+    app.queue(unique_name(), retention=2 * 86_400 + 1, dead_letter=dead_letters, offload=policy)
     async with app:
         pass
     async with app:  # declaring again changes nothing
         pass
     async with raw_client("s3", endpoint_url) as s3:
         rules = (await s3.get_bucket_lifecycle_configuration(Bucket=bucket))["Rules"]
-    [rule] = rules
+    [kept] = [rule for rule in rules if rule["ID"] == "theirs"]
+    assert kept["Expiration"] == {"Days": 9}
+    [rule] = [rule for rule in rules if rule["ID"] != "theirs"]
+    assert rule["ID"] == "qfan-expire:orders/"
     assert rule["Filter"] == {"Prefix": "orders/"}
-    assert rule["Expiration"] == {"Days": 4}
+    assert rule["Expiration"] == {"Days": 4}  # 2 days + 1 s here, 1 day in the dead-letter queue
     assert rule["Status"] == "Enabled"
 
 
