@@ -8,7 +8,7 @@ Everything qfan raises derives from :class:`QfanError`::
     ├── MessageError                a problem with one message, found on this side of the wire
     │   ├── EncodeError             the value cannot be encoded
     │   ├── DecodeError             the body cannot be decoded into the wanted type (keeps the raw body)
-    │   ├── MessageTooLarge         body + attributes exceed the queue's MaximumMessageSize
+    │   ├── MessageTooLarge         body + attributes exceed MaximumMessageSize (or max_payload_size)
     │   ├── ChecksumMismatch        the MD5 SQS reported differs from what was sent or received
     │   └── PayloadError            an offloaded (S3) payload cannot be read; keeps bucket and key
     │       ├── PayloadRefused      its bucket is not allowed: it was not fetched
