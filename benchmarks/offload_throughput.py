@@ -1,6 +1,6 @@
 """Throughput of 300 KiB bodies through S3 offload on the embedded emulator (moto), against plain SQS.
 
-Run: .venv/bin/python benchmarks/offload_throughput.py [--messages 200] [--size 307200]
+Run: .venv/bin/python benchmarks/offload_throughput.py [--messages 200] [--size 307200] [--endpoint-url URL]
 
 Each mode sends ``--messages`` bodies with ``send_many`` (uploads concurrent, batches size-aware), then
 receives and acks them all (downloads concurrent, S3 deletes after SQS deletes), and reports MB/s of body
@@ -19,8 +19,8 @@ import anyio
 import qfan
 
 
-async def run(messages: int, size: int, offload: bool) -> tuple[float, float]:
-    app = qfan.App("bench")
+async def run(messages: int, size: int, offload: bool, endpoint_url: str | None) -> tuple[float, float]:
+    app = qfan.App("bench", endpoint_url=endpoint_url)
     policy = qfan.Offload(f"qfan-bench-{uuid.uuid4().hex[:8]}", always=True) if offload else None
     queue = app.queue(f"bench-{uuid.uuid4().hex[:8]}", bytes, offload=policy)
     bodies = [os.urandom(size) for _ in range(messages)]
@@ -48,11 +48,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--size", type=int, default=300 * 1024)
+    parser.add_argument("--endpoint-url", help="another emulator (default: the embedded one)")
     args = parser.parse_args()
-    async with qfan.local():
+    async with qfan.local(set_environment=args.endpoint_url is None):
         for offload in (True, False):
-            send, receive = await run(args.messages, args.size, offload)
             mode = "offload (S3)" if offload else "plain SQS   "
+            try:
+                send, receive = await run(args.messages, args.size, offload, args.endpoint_url)
+            except qfan.MessageTooLarge as exc:  # e.g. an emulator whose queues stop at 256 KiB
+                print(f"{mode}  not possible: {exc}")
+                continue
             print(
                 f"{mode}  {args.messages} x {args.size} B:  send {send:6.1f} MB/s   "
                 f"receive+ack {receive:6.1f} MB/s"
