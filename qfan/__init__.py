@@ -5,11 +5,13 @@ The public API is exactly what ``__all__`` lists; everything in underscored modu
 
 from ._app import App
 from ._attributes import AttributeValue
+from ._backoff import Backoff
 from ._codec import Format
 from ._consumer import Consumer
 from ._declaration import QueueInfo
 from ._exceptions import (
     AccessDenied,
+    Ack,
     AwsError,
     BatchSendError,
     BatchTooLarge,
@@ -17,6 +19,7 @@ from ._exceptions import (
     ConfigError,
     DecodeError,
     EncodeError,
+    HandlerOutcome,
     InvalidParameter,
     MessageError,
     MessageTooLarge,
@@ -26,11 +29,14 @@ from ._exceptions import (
     PayloadPointerInvalid,
     PayloadRefused,
     PayloadTooLarge,
+    PayloadUnavailable,
     QfanError,
     QueueConflict,
     QueueNameExists,
     QueueNotFound,
     ReceiptHandleInvalid,
+    Reject,
+    Retry,
     ServiceUnavailable,
     Throttled,
     TransportError,
@@ -42,14 +48,17 @@ from ._pointer import PayloadLocation
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
 from ._transport import RetryPolicy
+from ._worker import Middleware, Worker, WorkerStats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
+    "Ack",
     "App",
     "AttributeValue",
     "AwsError",
+    "Backoff",
     "BatchSendError",
     "BatchTooLarge",
     "ChecksumMismatch",
@@ -59,12 +68,14 @@ __all__ = [
     "EncodeError",
     "Encryption",
     "Format",
+    "HandlerOutcome",
     "InvalidParameter",
     "KmsEncryption",
     "LocalEmulator",
     "Message",
     "MessageError",
     "MessageTooLarge",
+    "Middleware",
     "ObjectNotFound",
     "Offload",
     "PayloadError",
@@ -73,6 +84,7 @@ __all__ = [
     "PayloadPointerInvalid",
     "PayloadRefused",
     "PayloadTooLarge",
+    "PayloadUnavailable",
     "QfanError",
     "Queue",
     "QueueConflict",
@@ -80,11 +92,15 @@ __all__ = [
     "QueueNameExists",
     "QueueNotFound",
     "ReceiptHandleInvalid",
+    "Reject",
+    "Retry",
     "RetryPolicy",
     "ServiceUnavailable",
     "SqsManagedEncryption",
     "Throttled",
     "TransportError",
+    "Worker",
+    "WorkerStats",
     "__version__",
     "local",
 ]

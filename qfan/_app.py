@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 
 import anyio
 
+from ._backoff import Backoff
 from ._codec import Format
+from ._engine import WorkerEngine
 from ._exceptions import ConfigError, QfanError
+from ._handler import Handler
 from ._offload import Offload
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
 from ._transport import ConnectionSettings, ObjectStore, RetryPolicy, SqsConnection, open_s3, open_sqs
+from ._worker import MAX_VISIBILITY, Middleware, Worker, WorkerStats
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+Hook = Callable[[], Awaitable[None]]
+
+logger = logging.getLogger("qfan")
 
 
 class App:
@@ -77,6 +87,11 @@ class App:
         self.linger = linger
         self.declare_on_start = declare_on_start
         self._queues: dict[str, Queue[Any]] = {}
+        self._workers: dict[str, Worker] = {}
+        self._middleware: list[Middleware] = []
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self._stop: anyio.Event | None = None
         self._connection: SqsConnection | None = None
         self._stack: AsyncExitStack | None = None
 
@@ -165,6 +180,146 @@ class App:
             for other in failed[1:]:
                 failed[0].add_note(f"also failed: {type(other).__name__}: {other}")
             raise failed[0]
+
+    # -- workers --------------------------------------------------------------------------------------
+
+    def worker(
+        self,
+        queue: Queue[Any],
+        *,
+        name: str | None = None,
+        concurrency: int = 10,
+        prefetch: int | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        visibility_timeout: int | None = None,
+        max_extension: int = MAX_VISIBILITY,
+        batch_size: int | None = None,
+        receive_wait: int | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as the handler of ``queue``; the function is returned unchanged.
+
+        Args:
+            queue: a queue registered on this app.
+            name: the worker's name (default: the function's qualified name).
+            concurrency: handlers running at once (FIFO queues: message groups at once).
+            prefetch: messages received ahead of free handlers (default: ``min(concurrency, 10)``).
+            max_attempts: receives before a failing message is dead-lettered (default: the queue's
+                ``max_receives`` when it has a dead-letter queue, else unlimited).
+            backoff: delays between attempts (default ``Backoff()``: 1 s doubling to 15 min, jittered).
+            visibility_timeout: visibility asked for on receive (default: the queue's); the heartbeat
+                keeps extending it while the message is held.
+            max_extension: the longest the heartbeat keeps one message invisible (seconds, <= 12 h).
+            batch_size: make this a batch handler taking ``list[qfan.Message[T]]`` (1-10 per call).
+            receive_wait: long-poll seconds per receive (default: the queue's, else 20). moto's FIFO long
+                polls do not notice groups that become free while they wait: use 1-2 s on moto.
+        """
+
+        def register(function: F) -> F:
+            handler = Handler.inspect(function, batch=batch_size is not None)
+            worker = Worker(
+                name=name or handler.name,
+                queue=queue,
+                handler=handler,
+                concurrency=concurrency,
+                prefetch=min(concurrency, 10) if prefetch is None else prefetch,
+                max_attempts=max_attempts,
+                backoff=backoff or Backoff(),
+                visibility_timeout=visibility_timeout,
+                max_extension=max_extension,
+                batch_size=batch_size,
+                receive_wait=receive_wait,
+            )
+            if self._queues.get(queue.name) is not queue:
+                raise ConfigError(f"worker {worker.name}: queue {queue.name!r} is not registered on this app")
+            if worker.name in self._workers:
+                raise ConfigError(f"a worker named {worker.name!r} is already registered")
+            self._workers[worker.name] = worker
+            return function
+
+        return register
+
+    def middleware(self, function: Middleware) -> Middleware:
+        """Register ``async def middleware(message, call_next)`` around every single-message handler."""
+        self._middleware.append(function)
+        return function
+
+    def on_startup(self, function: Hook) -> Hook:
+        """Register a coroutine function run by :meth:`run` before the workers start."""
+        self._startup.append(function)
+        return function
+
+    def on_shutdown(self, function: Hook) -> Hook:
+        """Register a coroutine function run by :meth:`run` after the workers stopped."""
+        self._shutdown.append(function)
+        return function
+
+    @property
+    def workers(self) -> Mapping[str, Worker]:
+        """The registered workers, by name."""
+        return dict(self._workers)
+
+    def stats(self) -> dict[str, WorkerStats]:
+        """Each worker's counters."""
+        return {name: worker.stats for name, worker in self._workers.items()}
+
+    async def run(
+        self,
+        *,
+        workers: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        drain_timeout: float = 30.0,
+        stats_interval: float | None = 60.0,
+    ) -> None:
+        """Run the workers until :meth:`stop` (or cancellation); opens the app if it is not open.
+
+        Args:
+            workers: names of the workers to run (default: all).
+            concurrency: override every selected worker's concurrency.
+            drain_timeout: seconds running handlers get to finish after :meth:`stop`.
+            stats_interval: seconds between log lines with each worker's counters (``None``: never).
+        """
+        chosen = list(self._workers) if workers is None else list(workers)
+        unknown = [name for name in chosen if name not in self._workers]
+        if unknown or not chosen:
+            raise ConfigError(f"no such workers: {unknown}" if unknown else "the app has no workers to run")
+        selected = [self._workers[name] for name in chosen]
+        if concurrency is not None:
+            selected = [dataclasses.replace(w, concurrency=concurrency) for w in selected]
+        stop = self._stop = anyio.Event()
+        async with AsyncExitStack() as stack:
+            if self._connection is None:
+                await stack.enter_async_context(self)
+            for hook in self._startup:
+                await hook()
+            try:
+                async with anyio.create_task_group() as tg:
+                    if stats_interval:
+                        tg.start_soon(self._log_stats, selected, stats_interval, stop)
+                    for worker in selected:
+                        tg.start_soon(WorkerEngine(worker, self._middleware).run, stop, drain_timeout)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    for hook in self._shutdown:
+                        await hook()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called on the current :meth:`run`."""
+        return self._stop is not None and self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop gracefully (stop receiving, release unstarted, drain, return)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    @staticmethod
+    async def _log_stats(workers: list[Worker], interval: float, stop: anyio.Event) -> None:
+        while not stop.is_set():
+            with anyio.move_on_after(interval):
+                await stop.wait()
+            for worker in workers:
+                logger.info("worker %s: %s", worker.name, worker.stats.summary())
 
     # -- connection -----------------------------------------------------------------------------------
 

@@ -36,8 +36,8 @@ def _check_name(name: str) -> None:
         raise ConfigError(f"message attribute name {name!r} is reserved: it marks S3-offloaded messages")
 
 
-def to_wire(attributes: Mapping[str, AttributeValue] | None, content_type: str) -> WireAttributes:
-    """Validate user attributes and add the content-type attribute."""
+def encode_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, WireAttribute]:
+    """Validate user attributes and turn them into wire attributes."""
     wire: dict[str, WireAttribute] = {}
     for name, value in (attributes or {}).items():
         _check_name(name)
@@ -54,12 +54,23 @@ def to_wire(attributes: Mapping[str, AttributeValue] | None, content_type: str) 
                 f"attribute {name!r}: unsupported value type {type(value).__name__} "
                 "(use str, int, float or bytes)"
             )
-    wire[CONTENT_TYPE] = WireAttribute("String", string_value=content_type)
+    return wire
+
+
+def check_count(wire: WireAttributes) -> None:
+    """SQS allows 10 attributes per message, qfan's content-type attribute included."""
     if len(wire) > MAX_ATTRIBUTES:
         raise ConfigError(
             f"{len(wire) - 1} message attributes given; SQS allows {MAX_ATTRIBUTES} per message "
             f"and qfan uses one ({CONTENT_TYPE!r}), so at most {MAX_ATTRIBUTES - 1}"
         )
+
+
+def to_wire(attributes: Mapping[str, AttributeValue] | None, content_type: str) -> WireAttributes:
+    """Validate user attributes and add the content-type attribute."""
+    wire = encode_attributes(attributes)
+    wire[CONTENT_TYPE] = WireAttribute("String", string_value=content_type)
+    check_count(wire)
     return wire
 
 

@@ -1,8 +1,12 @@
-"""The ``qfan`` command line: ``local``, ``send``, ``receive`` and ``demo``."""
+"""The ``qfan`` command line: ``local``, ``send``, ``receive``, ``run``, ``dlq redrive`` and ``demo``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,9 +17,10 @@ import msgspec
 
 from ._app import App
 from ._demo import run_demo
-from ._exceptions import QfanError
+from ._exceptions import AwsError, ConfigError, QfanError
 from ._local import running_moto
 from ._offload import Offload
+from ._redrive import move_messages
 
 _json = msgspec.json.Encoder()
 
@@ -106,6 +111,73 @@ async def _demo(args: argparse.Namespace) -> int:
         return 0 if await run(app) else 1
 
 
+def _load_app(target: str) -> App:
+    """Import ``module:attribute`` (the current directory first on the path) and return the App."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError(f"expected MODULE:APP (e.g. myservice.workers:app), got {target!r}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}") from exc
+    app = getattr(module, attribute, None)
+    if not isinstance(app, App):
+        raise ConfigError(f"{target!r} is not a qfan.App (got {type(app).__name__})")
+    return app
+
+
+async def _run(args: argparse.Namespace) -> int:
+    app = _load_app(args.app)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    async with anyio.create_task_group() as tg:
+
+        async def on_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    if app.stopping:
+                        print("qfan: second signal, stopping at once", file=sys.stderr, flush=True)
+                        tg.cancel_scope.cancel()
+                        return
+                    print(
+                        f"qfan: {signal.Signals(signum).name}: stopping gracefully",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    app.stop()
+
+        tg.start_soon(on_signals)
+        await app.run(
+            workers=args.worker or None, concurrency=args.concurrency, drain_timeout=args.drain_timeout
+        )
+        tg.cancel_scope.cancel()
+    return 0
+
+
+async def _redrive(args: argparse.Namespace) -> int:
+    app = _app(args)
+    dead = app.queue(args.queue, create=False)
+    target = app.queue(args.to, create=False) if args.to else None
+    async with app:
+        if target is None:
+            try:
+                handle = await dead.start_move_task()
+            except AwsError as exc:  # StartMessageMoveTask missing (emulators): move message by message
+                sources = await dead.dead_letter_sources()
+                if len(sources) != 1:
+                    raise ConfigError(
+                        f"SQS could not start a move task ({exc.code}) and {args.queue!r} is the dead-letter "
+                        f"queue of {len(sources)} queues: name the target with --to"
+                    ) from exc
+                target = app.queue(sources[0].rstrip("/").rpartition("/")[2], create=False)
+            else:
+                print(f"started SQS message move task {handle}")
+                return 0
+        moved = await move_messages(dead, target, limit=args.limit)
+    print(f"moved {moved} messages from {args.queue} to {target.name}")
+    return 0
+
+
 async def _local(args: argparse.Namespace) -> int:
     with running_moto(port=args.port) as emulator:
         print(f"# qfan embedded emulator (moto) on {emulator.endpoint_url}; Ctrl-C stops it")
@@ -160,6 +232,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     connection(receive)
     receive.set_defaults(run=_receive)
+
+    run = commands.add_parser("run", help="run an app's workers until SIGINT/SIGTERM")
+    run.add_argument("app", metavar="MODULE:APP", help="where the qfan.App lives, e.g. service.workers:app")
+    run.add_argument("--worker", action="append", metavar="NAME", help="run only this worker (repeatable)")
+    run.add_argument("--concurrency", type=int, help="override every worker's concurrency")
+    run.add_argument(
+        "--drain-timeout", type=float, default=30.0, help="seconds running handlers get on shutdown (30)"
+    )
+    run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    run.set_defaults(run=_run)
+
+    dlq = commands.add_parser("dlq", help="dead-letter queue tools")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    redrive = dlq_commands.add_parser("redrive", help="move dead-lettered messages back")
+    redrive.add_argument("queue", metavar="DLQ")
+    redrive.add_argument("--to", metavar="QUEUE", help="target queue (default: the DLQ's source queue)")
+    redrive.add_argument("--limit", type=int, help="move at most this many messages")
+    connection(redrive)
+    redrive.set_defaults(run=_redrive)
 
     demo = commands.add_parser(
         "demo", help="typed messages through a standard and a FIFO queue (embedded emulator by default)"

@@ -14,8 +14,13 @@ Everything qfan raises derives from :class:`QfanError`::
     │       ├── PayloadRefused      its bucket is not allowed: it was not fetched
     │       ├── PayloadMissing      the S3 object does not exist (any more)
     │       ├── PayloadTooLarge     the S3 object exceeds the policy's max_payload_size
+    │       ├── PayloadUnavailable  S3 failed to deliver it even after retries (transient)
     │       └── PayloadPointerInvalid   the pointer body is malformed
     ├── BatchSendError              some messages of a send_many were not sent; says which
+    ├── HandlerOutcome              raised by a worker's handler to decide its message's fate
+    │   ├── Retry                   retry later (after ``delay`` seconds, else the worker's backoff)
+    │   ├── Reject                  dead-letter now, with a reason
+    │   └── Ack                     done: delete the message (stops the handler early)
     ├── TransportError              the connection failed before an answer arrived (transient)
     └── AwsError                    AWS answered with an error; keeps ``code`` and ``request_id``
         ├── QueueNotFound
@@ -40,6 +45,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "AccessDenied",
+    "Ack",
     "AwsError",
     "BatchSendError",
     "BatchTooLarge",
@@ -47,6 +53,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "EncodeError",
+    "HandlerOutcome",
     "InvalidParameter",
     "MessageError",
     "MessageTooLarge",
@@ -56,11 +63,14 @@ __all__ = [
     "PayloadPointerInvalid",
     "PayloadRefused",
     "PayloadTooLarge",
+    "PayloadUnavailable",
     "QfanError",
     "QueueConflict",
     "QueueNameExists",
     "QueueNotFound",
     "ReceiptHandleInvalid",
+    "Reject",
+    "Retry",
     "ServiceUnavailable",
     "Throttled",
     "TransportError",
@@ -182,6 +192,16 @@ class PayloadTooLarge(PayloadError):
         self.limit = limit
 
 
+class PayloadUnavailable(PayloadError):
+    """S3 did not deliver the payload even after retries (throttled, unavailable, connection lost).
+
+    Transient: the message is likely readable when it is delivered again; workers retry it rather than
+    dead-lettering it.
+    """
+
+    transient = True
+
+
 class PayloadPointerInvalid(PayloadError):
     """The message carries the offload marker but its body is not a valid S3 pointer."""
 
@@ -202,6 +222,34 @@ class BatchSendError(QfanError):
             f"{len(self.errors)} of {len(results)} messages were not sent "
             f"(first: #{first_index}: {type(first).__name__}: {first})"
         )
+
+
+class HandlerOutcome(QfanError):
+    """Base of the exceptions a worker's handler raises to settle its message on purpose."""
+
+
+class Retry(HandlerOutcome):
+    """Handle this message again later.
+
+    Args:
+        delay: seconds until it is visible again (0 .. 12 h); ``None`` uses the worker's backoff.
+    """
+
+    def __init__(self, delay: int | None = None) -> None:
+        super().__init__(f"retry requested (delay={delay})")
+        self.delay = delay
+
+
+class Reject(HandlerOutcome):
+    """Dead-letter this message now, without further attempts; ``reason`` travels with it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Ack(HandlerOutcome):
+    """The message is done: delete it (the same as returning normally, usable from deep inside)."""
 
 
 class TransportError(QfanError):

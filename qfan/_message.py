@@ -11,7 +11,7 @@ from ._codec import Decoder
 from ._exceptions import ChecksumMismatch, ConfigError, MessageError
 from ._payloads import Fetched
 from ._pointer import PayloadLocation
-from ._transport import ReceivedMessage, corruption_of
+from ._transport import ReceivedMessage, WireAttributes, corruption_of
 
 T = TypeVar("T")
 
@@ -73,8 +73,11 @@ class Message(Generic[T]):
         "_corruption",
         "_decoder",
         "_error",
+        "_owns_payload",
         "_settled",
         "_settler",
+        "_wire_attributes",
+        "_wire_body",
         "attributes",
         "content_type",
         "dedup_id",
@@ -97,9 +100,11 @@ class Message(Generic[T]):
         self.message_id = raw.message_id
         self.receipt_handle = raw.receipt_handle
         self.raw_body = raw.body
+        self._wire_body = raw.body
         self.attributes: dict[str, AttributeValue]
         self.attributes, self.content_type = from_wire(raw.attributes)
         self.payload: PayloadLocation | None = None
+        self._owns_payload = True
         self._error: MessageError | None = None
         if fetched is not None:
             self.payload, self._error = fetched.location, fetched.error
@@ -112,6 +117,7 @@ class Message(Generic[T]):
         self.sequence_number = system.get("SequenceNumber")
         self.dedup_id = system.get("MessageDeduplicationId")
         self.queue = settler.name
+        self._wire_attributes = raw.attributes
         self._corruption = corruption_of(raw.body, raw.md5_of_body, raw.attributes, raw.md5_of_attributes)
         self._decoder = decoder
         self._settler = settler
@@ -138,11 +144,13 @@ class Message(Generic[T]):
         """Delete the message: it was handled. A second call does nothing.
 
         Raises ``ReceiptHandleInvalid`` when SQS reports the handle expired (the message may be redelivered).
-        An offloaded message's payload is deleted after the message, if its queue's policy says so.
+        An offloaded message's payload is deleted after the message, if its queue's policy says so (and
+        :meth:`retain_payload` was not called).
         """
         if self._settled:
             return
-        await self._settler.delete_receipt(self.receipt_handle, payload=self.payload)
+        payload = self.payload if self._owns_payload else None
+        await self._settler.delete_receipt(self.receipt_handle, payload=payload)
         self._settled = True
 
     async def nack(self, delay: int = 0) -> None:
@@ -159,6 +167,24 @@ class Message(Generic[T]):
         if self._settled:
             raise ConfigError(f"message {self.message_id} was already acked")
         await self._settler.change_visibility(self.receipt_handle, seconds)
+
+    def retain_payload(self) -> None:
+        """Keep an offloaded message's S3 payload when the message is acked.
+
+        For when a copy of the message (its pointer) lives on elsewhere, e.g. forwarded to a dead-letter
+        queue: the copy owns the payload now. :meth:`qfan.Queue.forward` calls this itself.
+        """
+        self._owns_payload = False
+
+    @property
+    def wire_body(self) -> str:
+        """The body exactly as it came off the wire: for an offloaded message, the S3 pointer."""
+        return self._wire_body
+
+    @property
+    def wire_attributes(self) -> WireAttributes:
+        """The attributes exactly as they came off the wire (qfan's content-type attribute included)."""
+        return self._wire_attributes
 
     def __repr__(self) -> str:
         return (

@@ -26,6 +26,7 @@ from ._exceptions import (
     PayloadPointerInvalid,
     PayloadRefused,
     PayloadTooLarge,
+    PayloadUnavailable,
     QfanError,
 )
 from ._offload import Offload
@@ -150,9 +151,8 @@ class Payloads:
             error.__cause__ = exc
             return Fetched(location, error=error)
         except QfanError as exc:
-            error = PayloadError(
-                f"{where} could not be read: {exc}", bucket=bucket, key=key, raw_body=raw.body
-            )
+            kind = PayloadUnavailable if exc.transient else PayloadError
+            error = kind(f"{where} could not be read: {exc}", bucket=bucket, key=key, raw_body=raw.body)
             error.__cause__ = exc
             return Fetched(location, error=error)
         if stored.data is None:

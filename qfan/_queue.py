@@ -8,12 +8,12 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ._attributes import AttributeValue
+from ._attributes import AttributeValue, check_count, encode_attributes, wire_size
 from ._batching import MAX_BATCH_ENTRIES, Coalescer
 from ._codec import Decoder, Encoder, Format
 from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
-from ._exceptions import BatchSendError, ConfigError, QfanError
+from ._exceptions import BatchSendError, ConfigError, MessageTooLarge, QfanError
 from ._message import MAX_VISIBILITY, Message
 from ._offload import Offload
 from ._outgoing import Outgoing, chunks, fit, prepare, verify_sent
@@ -23,6 +23,7 @@ from ._queue_options import QueueOptions
 from ._transport import ReceiptEntry, SendEntry, SqsConnection, VisibilityEntry
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _SEND_MANY_CONCURRENCY = 8
 _DEFAULT_RETENTION = 345_600  # SQS's default: 4 days
@@ -159,6 +160,20 @@ class Queue(Generic[T]):
         state = await self._state()
         conn = state.connection
         return await conn.retry.call(lambda: conn.control.get_queue_attributes(state.info.url))
+
+    async def dead_letter_sources(self) -> list[str]:
+        """URLs of the queues whose redrive policy names this queue as their dead-letter queue."""
+        state = await self._state()
+        conn = state.connection
+        return await conn.retry.call(lambda: conn.control.list_dead_letter_source_queues(state.info.url))
+
+    async def start_move_task(self, destination: Queue[Any] | None = None) -> str:
+        """Start SQS's own move of this (dead-letter) queue's messages back to their source queues, or to
+        ``destination``; returns the task handle. Not every emulator implements it."""
+        state = await self._state()
+        conn = state.connection
+        target = None if destination is None else (await destination.declare()).arn
+        return await conn.retry.call(lambda: conn.control.start_message_move_task(state.info.arn, target))
 
     async def purge(self) -> None:
         """Delete every message in the queue (SQS allows one purge per 60 s)."""
@@ -300,6 +315,40 @@ class Queue(Generic[T]):
             results[int(entry_id)] = error
         return results
 
+    async def forward(
+        self,
+        message: Message[Any],
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        exclude: Iterable[str] = (),
+    ) -> str:
+        """Send a copy of a received message to this queue: same body, same attributes plus ``attributes``
+        and without those named in ``exclude``.
+
+        On a FIFO queue the copy keeps the message's group and is deduplicated by the original message id,
+        so forwarding the same delivery twice enqueues one copy.
+
+        An offloaded message is forwarded as it travelled, as a pointer to its S3 payload, and the payload
+        then belongs to the copy: acking the original no longer deletes it.
+        """
+        state = await self._state()
+        dropped = set(exclude)
+        kept = {name: value for name, value in message.wire_attributes.items() if name not in dropped}
+        wire = {**kept, **encode_attributes(attributes)}
+        check_count(wire)
+        size = len(message.wire_body.encode()) + wire_size(wire)
+        if size > state.info.max_message_size:
+            raise MessageTooLarge(size, state.info.max_message_size, self.name)
+        group_id = message.group_id if self.fifo else None
+        dedup_id = message.message_id if self.fifo else None
+        if self.fifo and group_id is None:
+            group_id = message.message_id  # from a standard queue: each copy is its own group
+        message_id = await state.sends.submit(
+            Outgoing(message.wire_body, wire, size, None, group_id, dedup_id)
+        )
+        message.retain_payload()
+        return message_id
+
     # -- receiving ------------------------------------------------------------------------------------
 
     async def receive(
@@ -317,6 +366,12 @@ class Queue(Generic[T]):
             raise ConfigError(f"wait must be between 0 and 20 seconds, got {wait!r}")
         if visibility is not None and not 0 <= visibility <= MAX_VISIBILITY:
             raise ConfigError(f"visibility must be between 0 and {MAX_VISIBILITY}, got {visibility!r}")
+        return await self._receive(self._decoder, max_messages, wait, visibility)
+
+    async def _receive(
+        self, decoder: Decoder[R], max_messages: int, wait: int | None, visibility: int | None
+    ) -> list[Message[R]]:
+        """``receive`` with bodies decoded by ``decoder`` (a worker decodes into its handler's type)."""
         state = await self._state()
         conn = state.connection
         wait_seconds = self.options.wait_seconds if wait is None else wait
@@ -329,7 +384,7 @@ class Queue(Generic[T]):
             )
         )
         fetched = await fetch_all(raw, state.payloads)
-        return [Message(m, self._decoder, self, f) for m, f in zip(raw, fetched, strict=True)]
+        return [Message(m, decoder, self, f) for m, f in zip(raw, fetched, strict=True)]
 
     def consume(
         self, *, prefetch: int = 10, wait: int | None = None, visibility: int | None = None

@@ -1,17 +1,26 @@
-"""Fixtures: the suite runs against every emulator (real server processes), over HTTP."""
+"""Fixtures: the suite runs against real emulator processes over HTTP, optionally through a fault proxy.
+
+Which emulators: ``--emulator moto`` / ``--emulator ministack`` (repeatable), else the comma-separated
+``QFAN_TEST_EMULATOR`` variable, else all of them (README's test command runs the suite against both).
+Each chosen emulator is started once per session and shared, so tests must use ``unique_name()`` queues.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-import qfan
-
-from .support.emulators import EMULATORS, Emulator, running_emulator
+from .support.emulators import EMULATORS, Emulator, EmulatorName, running_emulator
 from .support.proxy import Proxy, running_proxy
+
+if TYPE_CHECKING:
+    import qfan
+
+ENV_VAR = "QFAN_TEST_EMULATOR"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -19,27 +28,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--emulator",
         action="append",
         choices=EMULATORS,
-        help="run against this emulator only (repeatable; default: all of them)",
+        help=f"run against this emulator (repeatable; default: ${ENV_VAR}, comma-separated, else all)",
     )
 
 
+def chosen_emulators(config: pytest.Config) -> list[EmulatorName]:
+    """The emulators this run uses, from the command line, else the environment, else all."""
+    chosen: list[str] | None = config.getoption("--emulator")
+    if not chosen:
+        chosen = [name.strip() for name in os.environ.get(ENV_VAR, "").split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(EMULATORS))
+    if unknown:
+        raise pytest.UsageError(f"{ENV_VAR}: unknown emulator(s) {unknown}; choose from {list(EMULATORS)}")
+    return [cast(EmulatorName, name) for name in dict.fromkeys(chosen)] or list(EMULATORS)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that (indirectly) use ``emulator`` run once per chosen emulator; the others run once."""
     if "emulator_name" in metafunc.fixturenames:
-        chosen = metafunc.config.getoption("--emulator") or list(EMULATORS)
-        metafunc.parametrize("emulator_name", chosen, scope="session")
+        metafunc.parametrize("emulator_name", chosen_emulators(metafunc.config), scope="session")
 
 
 @pytest.fixture(scope="session")
-def emulator(emulator_name: str) -> Iterator[Emulator]:
-    with running_emulator(emulator_name) as running:  # type: ignore[arg-type]
+def emulator(emulator_name: EmulatorName) -> Iterator[Emulator]:
+    """The emulator process for this session (one at a time; pytest groups the tests by emulator)."""
+    with running_emulator(emulator_name) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
-def _hermetic_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may pick up real credentials, profiles or endpoints from the machine."""
-    import os
-
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may use this machine's credentials, profiles, config files, endpoints or metadata service."""
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
@@ -48,22 +67,27 @@ def _hermetic_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture
 def endpoint_url(emulator: Emulator) -> str:
+    """The session emulator's endpoint, ``http://127.0.0.1:<port>``."""
     return emulator.endpoint_url
 
 
 @pytest.fixture
 def proxy(emulator: Emulator) -> Iterator[Proxy]:
+    """A fresh recording, fault-injecting proxy in front of the session emulator (``proxy.endpoint_url``)."""
     with running_proxy(emulator.endpoint_url) as running:
         yield running
+    if running.errors:
+        pytest.fail(f"the test proxy itself failed: {running.errors!r}")
 
 
 @pytest.fixture
 def unique_name() -> Callable[..., str]:
-    """Queue names unique within the session (the emulator is shared by all tests)."""
+    """``unique_name(prefix="q", *, fifo=False)``: a queue name no other test in the session uses."""
 
     def make(prefix: str = "q", *, fifo: bool = False) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -75,6 +99,7 @@ def unique_name() -> Callable[..., str]:
 @pytest.fixture
 def make_app(endpoint_url: str) -> Callable[..., qfan.App]:
     """Apps pointed at the emulator; fast retries so that fault tests don't wait long."""
+    import qfan  # here, not at the top: the emulator and proxy tests must not depend on the library
 
     def make(*, endpoint_url: str = endpoint_url, **kwargs: Any) -> qfan.App:
         kwargs.setdefault("retry", qfan.RetryPolicy(attempts=5, initial_wait=0.01, max_wait=0.2))

@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 import anyio.to_thread
 
-import qfan
+from qfan import Offload
 
 from .helpers import AppFactory
 from .support.aws import raw_client
 
 
-def qfan_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def qfan(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "qfan", *args],
         capture_output=True,
@@ -27,7 +27,7 @@ def qfan_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
 
 
 def test_help_lists_the_commands() -> None:
-    result = qfan_cli("--help")
+    result = qfan("--help")
     assert result.returncode == 0
     for command in ("local", "send", "receive", "demo"):
         assert command in result.stdout
@@ -36,11 +36,11 @@ def test_help_lists_the_commands() -> None:
 def test_send_then_receive(endpoint_url: str, unique_name: Callable[..., str]) -> None:
     queue = unique_name()
     where = ["--endpoint-url", endpoint_url, "--region", "us-east-1"]
-    sent = qfan_cli("send", queue, '{"order": 7}', "--json", "--create", "-a", "kind=test", *where)
+    sent = qfan("send", queue, '{"order": 7}', "--json", "--create", "-a", "kind=test", *where)
     assert sent.returncode == 0, sent.stderr
     message_id = sent.stdout.strip()
 
-    received = qfan_cli("receive", queue, "-n", "5", "--wait", "2", "--ack", *where)
+    received = qfan("receive", queue, "-n", "5", "--wait", "2", "--ack", *where)
     assert received.returncode == 0, received.stderr
     [line] = received.stdout.splitlines()
     record = json.loads(line)
@@ -48,19 +48,19 @@ def test_send_then_receive(endpoint_url: str, unique_name: Callable[..., str]) -
     assert record["body"] == {"order": 7}
     assert record["attributes"] == {"kind": "test"}
 
-    again = qfan_cli("receive", queue, "--wait", "0", *where)
+    again = qfan("receive", queue, "--wait", "0", *where)
     assert again.stdout == ""  # --ack deleted it
 
 
 def test_errors_are_reported_not_raised(endpoint_url: str, unique_name: Callable[..., str]) -> None:
-    result = qfan_cli("receive", unique_name(), "--endpoint-url", endpoint_url, "--region", "us-east-1")
+    result = qfan("receive", unique_name(), "--endpoint-url", endpoint_url, "--region", "us-east-1")
     assert result.returncode == 2
     assert "QueueNotFound" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_demo_against_an_endpoint(endpoint_url: str) -> None:
-    result = qfan_cli("demo", "--endpoint-url", endpoint_url, "--region", "us-east-1", "--messages", "60")
+    result = qfan("demo", "--endpoint-url", endpoint_url, "--region", "us-east-1", "--messages", "60")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo passed" in result.stdout
     assert "0 missing" in result.stdout
@@ -68,7 +68,7 @@ def test_demo_against_an_endpoint(endpoint_url: str) -> None:
 
 
 def test_demo_on_the_embedded_emulator() -> None:
-    result = qfan_cli("demo", "--messages", "40", "--groups", "4")
+    result = qfan("demo", "--messages", "40", "--groups", "4")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "embedded emulator (moto)" in result.stdout
     assert "FIFO order held in each of 4 groups: True" in result.stdout
@@ -81,17 +81,17 @@ async def test_receive_reads_offloaded_bodies_from_the_buckets_it_is_given(
 ) -> None:
     bucket = f"qfan-test-{uuid.uuid4().hex[:12]}"
     app = make_app()
-    queue = app.queue(unique_name(), offload=qfan.Offload(bucket, always=True))
+    queue = app.queue(unique_name(), offload=Offload(bucket, always=True))
     async with app:
         await queue.send_many([{"large": "body"}, {"large": "body"}])
     where = ["--endpoint-url", endpoint_url, "--region", "us-east-1"]
 
-    refused = await anyio.to_thread.run_sync(lambda: qfan_cli("receive", queue.name, "--wait", "2", *where))
+    refused = await anyio.to_thread.run_sync(lambda: qfan("receive", queue.name, "--wait", "2", *where))
     assert refused.returncode == 0, refused.stderr
     assert "refused: the queue has no offload policy" in json.loads(refused.stdout)["body"]["error"]
 
     read = await anyio.to_thread.run_sync(
-        lambda: qfan_cli(
+        lambda: qfan(
             "receive",
             queue.name,
             "--wait",

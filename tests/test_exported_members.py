@@ -3,6 +3,14 @@
 import qfan
 
 EXPECTED = {
+    "Ack",
+    "Backoff",
+    "HandlerOutcome",
+    "Reject",
+    "Retry",
+    "Middleware",
+    "Worker",
+    "WorkerStats",
     "AccessDenied",
     "App",
     "AttributeValue",
@@ -30,6 +38,7 @@ EXPECTED = {
     "PayloadPointerInvalid",
     "PayloadRefused",
     "PayloadTooLarge",
+    "PayloadUnavailable",
     "QfanError",
     "Queue",
     "QueueConflict",

@@ -37,3 +37,32 @@ def test_quickstart_in_readme_is_the_example_and_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "received 101 orders"
+
+
+def run_example(name: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_booking_example_keeps_each_customer_in_order() -> None:
+    assert run_example("booking_fifo.py").strip() == "80 bookings for 8 customers, each in order: True"
+
+
+def test_image_workers_example() -> None:
+    lines = run_example("image_workers.py").splitlines()
+    assert lines[:5] == [
+        "faces a.jpg",
+        "faces b.gif",
+        "metadata a.jpg (receive #1)",
+        "metadata b.gif (receive #1)",
+        "thumbnail a.jpg",
+    ]
+    assert "dead_lettered=1" in lines[5]

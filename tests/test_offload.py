@@ -260,3 +260,27 @@ async def test_an_offloading_queue_registered_after_opening_is_a_clear_error(
         late = app.queue(unique_name(), offload=qfan.Offload(bucket_name()))
         with pytest.raises(qfan.ConfigError, match="before entering the app"):
             await late.send("x")
+
+
+async def test_a_forwarded_offloaded_message_hands_its_payload_to_the_copy(
+    make_app: AppFactory, unique_name: Callable[..., str], endpoint_url: str
+) -> None:
+    bucket = bucket_name()
+    policy = qfan.Offload(bucket, always=True)
+    app = make_app()
+    dead_letters = app.queue(unique_name(), offload=policy)
+    queue = app.queue(unique_name(), offload=policy, dead_letter=dead_letters)
+    async with app, raw_client("s3", endpoint_url) as s3:
+        await queue.send({"big": "document"}, attributes={"kind": "report"})
+        [message] = await queue.receive(wait=5)
+        assert message.payload is not None
+        await dead_letters.forward(message, attributes={"why": "test"})
+        await message.ack()  # the copy points at the payload now: it must survive this ack
+        assert await object_exists(s3, bucket, message.payload.key)
+        [copy] = await dead_letters.receive(wait=5)
+        assert copy.body == {"big": "document"}
+        assert copy.attributes == {"kind": "report", "why": "test"}
+        assert copy.payload == message.payload
+        assert copy.wire_body == message.wire_body  # forwarded as the pointer, not the real body
+        await copy.ack()
+        assert not await object_exists(s3, bucket, message.payload.key)

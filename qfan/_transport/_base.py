@@ -71,6 +71,10 @@ class SqsControlPlane(Protocol):
 
     async def purge_queue(self, queue_url: str) -> None: ...
 
+    async def list_dead_letter_source_queues(self, queue_url: str) -> list[str]: ...
+
+    async def start_message_move_task(self, source_arn: str, destination_arn: str | None) -> str: ...
+
 
 class ObjectStore(Protocol):
     """The S3 calls that offloaded payloads need; one request per call, errors mapped."""

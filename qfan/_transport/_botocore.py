@@ -196,6 +196,19 @@ class BotocoreSqs:
         with map_aws_errors("PurgeQueue"):
             await self._client.purge_queue(QueueUrl=queue_url)
 
+    async def list_dead_letter_source_queues(self, queue_url: str) -> list[str]:
+        with map_aws_errors("ListDeadLetterSourceQueues"):
+            response = await self._client.list_dead_letter_source_queues(QueueUrl=queue_url)
+        return list(response.get("queueUrls", []))
+
+    async def start_message_move_task(self, source_arn: str, destination_arn: str | None) -> str:
+        params = {"SourceArn": source_arn}
+        if destination_arn is not None:
+            params["DestinationArn"] = destination_arn
+        with map_aws_errors("StartMessageMoveTask"):
+            response = await self._client.start_message_move_task(**params)
+        return str(response["TaskHandle"])
+
 
 @asynccontextmanager
 async def open_sqs(settings: ConnectionSettings) -> AsyncIterator[BotocoreSqs]:

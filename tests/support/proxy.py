@@ -1,16 +1,27 @@
-"""A loopback HTTP reverse proxy between qfan and the emulator that records requests and injects faults.
+"""A loopback HTTP reverse proxy between the client under test and the emulator: records, and injects faults.
 
-It runs in its own thread and event loop, so the test's event loop is never blocked by it. Faults are
-armed per operation for a number of requests: an SQS operation is named by the ``X-Amz-Target`` header's
-``AmazonSQS.<Op>``; an S3 request, which has no target, by its HTTP method as ``s3:GET``, ``s3:PUT``, ...
+Emulators answer correctly; the proxy is how tests see what actually went over the wire (how many
+``SendMessageBatch`` calls, with which bodies) and make AWS misbehave on cue (throttling, 5xx, connections
+dropped before or after the server acted, per-entry batch failures, corrupted bodies).
+
+It runs its own event loop in a background thread, so the test's event loop (pytest-asyncio / anyio) is
+never blocked by it and never shares state with it. Faults are armed per SQS operation, matched on the
+``X-Amz-Target`` header (``AmazonSQS.<Op>``), or per S3 HTTP method as ``s3:GET``, ``s3:PUT``, ``s3:DELETE``
+(S3 requests have no target; they are answered with S3's XML errors), and consumed in order by the next
+matching requests, so a
+test that arms ``n`` faults gets exactly ``n`` faulted requests. Every request is recorded before the client
+can see its outcome, so after an awaited call returns its record is already in ``proxy.requests``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,51 +29,71 @@ from typing import Literal
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 FaultKind = Literal["throttle", "server_error", "reset_before", "reset_after", "fail_entry", "corrupt_body"]
 
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "host",
-    "content-encoding",
-}
+# Hop-by-hop headers (RFC 9110 7.6.1) plus those the proxy must recompute itself.
+_NOT_FORWARDED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "expect",  # the proxy already answered any 100-continue itself
+        "host",
+        "content-length",
+    }
+)
+_SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")  # forward the client's only
+_SQS_JSON = "application/x-amz-json-1.0"
 
 
 @dataclass(frozen=True)
 class Fault:
+    """What to do with a request instead of (or after) forwarding it; build one with the functions below."""
+
     kind: FaultKind
     status: int = 400
     entry_id: str = ""
     code: str = ""
     sender_fault: bool = True
+    hard: bool = False  # for resets: TCP RST instead of an orderly close without a response
+
+    @property
+    def forwards(self) -> bool:
+        """Whether the upstream sees (and acts on) the request."""
+        return self.kind in ("reset_after", "fail_entry", "corrupt_body")
 
 
 def throttle() -> Fault:
-    """SQS JSON-protocol throttling: HTTP 400 with a RequestThrottled code."""
+    """SQS throttling in the JSON protocol: HTTP 400, ``RequestThrottled`` (a botocore throttling code)."""
     return Fault("throttle", 400)
 
 
 def server_error(status: int = 500) -> Fault:
-    """A 5xx InternalError."""
+    """An ``InternalError`` with HTTP ``status`` (5xx): transient, the server did nothing."""
     return Fault("server_error", status)
 
 
-def reset_before() -> Fault:
-    """Drop the connection without forwarding: the server never sees the request."""
-    return Fault("reset_before")
+def reset_before(*, hard: bool = False) -> Fault:
+    """Drop the connection without forwarding: the server never sees the request.
+
+    ``hard=False`` closes the connection without answering (aiobotocore: ``ConnectionClosedError``);
+    ``hard=True`` sends a TCP RST (aiobotocore: ``EndpointConnectionError``).
+    """
+    return Fault("reset_before", hard=hard)
 
 
-def reset_after() -> Fault:
+def reset_after(*, hard: bool = False) -> Fault:
     """Forward the request (the server acts on it), then drop the connection without answering."""
-    return Fault("reset_after")
+    return Fault("reset_after", hard=hard)
 
 
 def fail_entry(entry_id: str, code: str = "InvalidParameterValue", *, sender_fault: bool = True) -> Fault:
@@ -79,114 +110,172 @@ def corrupt_body() -> Fault:
     return Fault("corrupt_body", 200)
 
 
-def operation_of(target: str | None, method: str) -> str:
-    """``SendMessageBatch`` for SQS (from the target header); ``s3:<METHOD>`` for S3."""
-    return f"s3:{method}" if target is None else target.rpartition(".")[2]
-
-
 @dataclass(frozen=True)
 class RecordedRequest:
+    """One request as the proxy saw it.
+
+    ``status`` is what the client was answered, or the upstream's status when the answer was dropped after
+    forwarding (``reset_after``); ``None`` when there was no answer at all (``reset_before``).
+    ``fault`` is the injected fault's kind, ``None`` for a plain forwarded request.
+    """
+
     target: str | None
     body: bytes
     status: int | None
-    fault: FaultKind | None
+    fault: FaultKind | None = None
     method: str = "POST"
     path: str = "/"
     headers: tuple[tuple[str, str], ...] = ()
 
     @property
-    def operation(self) -> str:
-        return operation_of(self.target, self.method)
+    def operation(self) -> str | None:
+        """``SendMessageBatch`` for ``AmazonSQS.SendMessageBatch``; ``None`` without an ``X-Amz-Target``."""
+        return None if self.target is None else self.target.rpartition(".")[2]
+
+    @property
+    def bucket(self) -> str | None:
+        """The S3 bucket a path-style S3 request addressed (``None`` for SQS requests)."""
+        if self.target is not None:
+            return None
+        return self.path.split("?")[0].split("/")[1] or None
 
     def header(self, name: str) -> str | None:
+        """The value of request header ``name`` (case-insensitive), ``None`` when absent."""
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
+def _operation(target: str | None) -> str | None:
+    return None if target is None else target.rpartition(".")[2]
+
+
 class Proxy:
-    """Records every request; answers armed ones with faults instead of (or after) forwarding."""
+    """Forwards to ``upstream``, records every request, and answers armed ones with faults.
+
+    The public methods are called from the test's thread; the handler runs in the proxy's thread; a lock
+    guards what they share.
+    """
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self.endpoint_url = ""
+        self.endpoint_url = ""  # set once listening
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._faults: dict[str, list[Fault]] = {}
+        self._faults: dict[str, deque[Fault]] = {}
+        self._errors: list[BaseException] = []
+        self._session: aiohttp.ClientSession | None = None
 
-    # -- test-facing API (called from the test's thread) ------------------------------------------------
+    # -- test-facing API ---------------------------------------------------------------------------------
 
     @property
     def requests(self) -> list[RecordedRequest]:
+        """A copy of every request so far, in the order their outcome was decided."""
         with self._lock:
             return list(self._requests)
 
     def calls(self, operation: str) -> list[RecordedRequest]:
+        """The requests for one SQS operation, e.g. ``calls("SendMessageBatch")``."""
         return [r for r in self.requests if r.operation == operation]
 
     def s3_calls(self, bucket: str, method: str | None = None) -> list[RecordedRequest]:
-        """S3 requests (path-style) on ``bucket`` or its objects, optionally of one HTTP method."""
-        return [
-            r
-            for r in self.requests
-            if r.target is None
-            and r.path.split("?")[0].split("/")[1] == bucket
-            and (method is None or r.method == method)
-        ]
+        """The S3 requests on ``bucket`` or its objects, optionally of one HTTP method."""
+        return [r for r in self.requests if r.bucket == bucket and (method is None or r.method == method)]
 
     def clear(self) -> None:
+        """Forget recorded requests and disarm all faults (a request in flight is still recorded later)."""
         with self._lock:
             self._requests.clear()
             self._faults.clear()
 
     def inject(self, operation: str, fault: Fault, times: int = 1) -> None:
+        """Answer the next ``times`` requests for ``operation`` with ``fault`` (queued after earlier ones)."""
+        if times < 1:
+            raise ValueError("times must be at least 1")
         with self._lock:
-            self._faults.setdefault(operation, []).extend([fault] * times)
+            self._faults.setdefault(operation, deque()).extend([fault] * times)
 
-    # -- the proxy itself (runs in the proxy's thread) ------------------------------------------------
-
-    def _take_fault(self, operation: str | None) -> Fault | None:
+    def pending(self) -> dict[str, int]:
+        """Armed faults not yet consumed, per operation."""
         with self._lock:
-            armed = self._faults.get(operation or "")
-            return armed.pop(0) if armed else None
+            return {op: len(faults) for op, faults in self._faults.items() if faults}
 
-    def _record(self, request: RecordedRequest) -> None:
+    @property
+    def errors(self) -> list[BaseException]:
+        """Unexpected exceptions inside the proxy (bugs in it, not injected faults)."""
         with self._lock:
-            self._requests.append(request)
+            return list(self._errors)
+
+    # -- the proxy itself (runs in the proxy's thread) -------------------------------------------------
+
+    def _take_fault(self, target: str | None, method: str) -> Fault | None:
+        with self._lock:
+            if target is None:
+                armed = self._faults.get(f"s3:{method}")
+                return armed.popleft() if armed else None
+            for operation, armed in self._faults.items():
+                if armed and target.endswith("." + operation):
+                    return armed.popleft()
+        return None
+
+    def _record(self, request: web.Request, body: bytes, status: int | None, fault: Fault | None) -> None:
+        recorded = RecordedRequest(
+            request.headers.get("X-Amz-Target"),
+            body,
+            status,
+            None if fault is None else fault.kind,
+            request.method,
+            request.rel_url.raw_path_qs,
+            tuple(request.headers.items()),
+        )
+        with self._lock:
+            self._requests.append(recorded)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._handle(request)
+        except Exception as exc:
+            with self._lock:
+                self._errors.append(exc)
+            raise
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         target = request.headers.get("X-Amz-Target")
-        operation = operation_of(target, request.method)
-        fault = self._take_fault(operation)
-        kind = None if fault is None else fault.kind
-
-        def record(status: int | None) -> None:
-            headers = tuple(request.headers.items())
-            self._record(
-                RecordedRequest(
-                    target, body, status, kind, request.method, request.rel_url.raw_path_qs, headers
-                )
-            )
-
-        if fault is not None and fault.kind in ("throttle", "server_error"):
-            record(fault.status)
-            return self._s3_error(fault) if target is None else self._error(fault)
-        if fault is not None and fault.kind == "reset_before":
-            record(None)
-            return self._drop(request)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        url = self.upstream + request.rel_url.raw_path_qs
-        async with self._session.request(request.method, url, headers=headers, data=body) as upstream:
-            payload = await upstream.read()
-            status = upstream.status
-            reply_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
-        record(status)
+        fault = self._take_fault(target, request.method)
+        if fault is not None and not fault.forwards:
+            if fault.kind == "reset_before":
+                self._record(request, body, None, fault)
+                return self._drop(request, hard=fault.hard)
+            response = self._error(fault) if target is not None else self._s3_error(fault)
+            self._record(request, body, response.status, fault)
+            return response
+        try:
+            status, headers, payload = await self._forward(request, body)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self._record(request, body, 502, fault)
+            return web.Response(status=502, text=f"test proxy: upstream failed: {exc!r}")
+        if fault is not None and fault.kind == "reset_after":
+            self._record(request, body, status, fault)
+            return self._drop(request, hard=fault.hard)
         if fault is not None and fault.kind == "fail_entry":
             payload = self._fail_entry(payload, fault)
         elif fault is not None and fault.kind == "corrupt_body":
             payload = self._corrupt_body(payload)
-        elif fault is not None:  # reset_after: the server acted, the client never hears of it
-            return self._drop(request)
-        return web.Response(status=status, body=payload, headers=reply_headers)
+        self._record(request, body, status, fault)
+        return web.Response(status=status, body=payload, headers=headers)
+
+    async def _forward(self, request: web.Request, body: bytes) -> tuple[int, CIMultiDict[str], bytes]:
+        assert self._session is not None
+        url = self.upstream + request.rel_url.raw_path_qs
+        async with self._session.request(
+            request.method,
+            url,
+            headers=_forwardable(request.headers),
+            data=body,
+            skip_auto_headers=_SKIP_AUTO_HEADERS,
+            allow_redirects=False,
+        ) as upstream:
+            payload = await upstream.read()
+            return upstream.status, _forwardable(upstream.headers), payload
 
     @staticmethod
     def _fail_entry(payload: bytes, fault: Fault) -> bytes:
@@ -210,32 +299,37 @@ class Proxy:
         return json.dumps(result).encode()
 
     @staticmethod
-    def _drop(request: web.Request) -> web.StreamResponse:
-        assert request.transport is not None
-        request.transport.abort()
-        return web.Response(status=500)
+    def _drop(request: web.Request, *, hard: bool) -> web.StreamResponse:
+        """Close the client's connection without an answer; aiohttp then silently skips the response below."""
+        transport = request.transport
+        assert transport is not None
+        if hard:  # SO_LINGER 0: close() sends RST instead of FIN
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        return web.Response(status=599)
 
     @staticmethod
     def _error(fault: Fault) -> web.Response:
-        request_id = str(uuid.uuid4())
+        """The SQS JSON protocol's error shape; botocore takes the code from ``x-amzn-query-error``."""
         if fault.kind == "throttle":
-            code, query_code, fault_side = "RequestThrottled", "RequestThrottled", "Sender"
+            code, side, message = "RequestThrottled", "Sender", "Rate exceeded"
         else:
-            code, query_code, fault_side = "InternalError", "InternalError", "Receiver"
+            code, side, message = "InternalError", "Receiver", "injected"
         return web.Response(
             status=fault.status,
-            body=json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": "injected by the test proxy"}),
+            body=json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode(),
             headers={
-                "Content-Type": "application/x-amz-json-1.0",
-                "x-amzn-query-error": f"{query_code};{fault_side}",
-                "x-amzn-RequestId": request_id,
+                "Content-Type": _SQS_JSON,
+                "x-amzn-query-error": f"{code};{side}",
+                "x-amzn-RequestId": str(uuid.uuid4()),
             },
         )
 
     @staticmethod
     def _s3_error(fault: Fault) -> web.Response:
-        code = "SlowDown" if fault.kind == "throttle" else "InternalError"
-        status = 503 if fault.kind == "throttle" else fault.status
+        """S3's XML error shape: ``SlowDown`` (503) for throttling, else ``InternalError``."""
+        code, status = ("SlowDown", 503) if fault.kind == "throttle" else ("InternalError", fault.status)
         xml = (
             '<?xml version="1.0" encoding="UTF-8"?>'
             f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message>"
@@ -243,43 +337,66 @@ class Proxy:
         )
         return web.Response(status=status, body=xml.encode(), headers={"Content-Type": "application/xml"})
 
-    async def _serve(self, started: threading.Event, stop: asyncio.Event) -> None:
-        self._session = aiohttp.ClientSession(auto_decompress=False)
+    async def serve(self, started: threading.Event, stop: asyncio.Event) -> None:
+        """Listen on a free loopback port until ``stop`` is set; ``started`` is set once listening."""
+        # A new upstream connection per request: a pooled keep-alive connection the emulator has meanwhile
+        # closed would make forwarding fail at random.
+        connector = aiohttp.TCPConnector(force_close=True)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self.endpoint_url = f"http://{host}:{port}"
-        started.set()
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         try:
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            self.endpoint_url = f"http://{host}:{port}"
+            started.set()
             await stop.wait()
         finally:
             await runner.cleanup()
             await self._session.close()
 
 
+def _forwardable(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
+    """The end-to-end headers: hop-by-hop ones, those named in ``Connection`` and recomputed ones dropped."""
+    named = {
+        token.strip().lower() for value in headers.getall("Connection", []) for token in value.split(",")
+    }
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _NOT_FORWARDED | named)
+
+
 @contextmanager
 def running_proxy(upstream: str) -> Iterator[Proxy]:
-    """Run a proxy in front of ``upstream`` for the duration of the block."""
+    """Run a proxy in front of ``upstream``, in its own thread and event loop, for the block."""
     proxy = Proxy(upstream)
-    loop = asyncio.new_event_loop()
     started = threading.Event()
+    loop = asyncio.new_event_loop()
     stop = asyncio.Event()
+    failure: list[BaseException] = []
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(proxy._serve(started, stop))
-        loop.close()
+        try:
+            loop.run_until_complete(proxy.serve(started, stop))
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            started.set()  # never leave the caller waiting on a proxy that failed to start
+            loop.close()
 
-    thread = threading.Thread(target=run, name="qfan-test-proxy", daemon=True)
+    thread = threading.Thread(target=run, name=f"test-proxy->{upstream}", daemon=True)
     thread.start()
-    if not started.wait(10):
-        raise RuntimeError("test proxy did not start")
+    started.wait(30)
+    if failure or not proxy.endpoint_url:
+        thread.join(5)
+        raise RuntimeError(f"test proxy did not start: {failure!r}")
     try:
         yield proxy
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
+        if failure:
+            raise RuntimeError("test proxy failed") from failure[0]

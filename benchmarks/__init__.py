@@ -1,0 +1,1 @@
+"""Benchmarks for qfan (run as ``python -m benchmarks.<name>``)."""

@@ -1,0 +1,366 @@
+"""The worker engine: receive, hold, run handlers, settle every message, shut down without losing any.
+
+Flow for one worker::
+
+    receivers (long polls) --> held messages --(per group, bounded by the limiter)--> handler --> settle
+
+- At most ``concurrency + prefetch`` messages are held at once (a semaphore of slots, one per message,
+  released only when the message is settled), and each receive asks for no more than the free slots.
+- Every held message is tracked by the visibility heartbeat until it is settled, so waiting and long-running
+  messages do not reappear on the queue.
+- Messages are processed per *group*: on a FIFO queue a group is the message group (one message at a time,
+  in order; a failure releases the group's later messages); elsewhere every message is its own group.
+- Settling: success or ``Ack`` -> delete; ``Retry`` or an exception -> visible again after a backoff;
+  ``Reject``, poison (undecodable) or too many attempts -> copy to the dead-letter queue with the reason,
+  then delete. Nothing is deleted before its outcome is final.
+- Stopping: receivers stop, held messages that have not started are released at once (visibility 0),
+  running handlers get ``drain_timeout`` seconds to finish; what is still running then is cancelled and
+  its message released.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+import anyio
+
+from ._attributes import MAX_ATTRIBUTES, AttributeValue
+from ._codec import Decoder
+from ._exceptions import Ack, MessageError, QfanError, Reject, Retry
+from ._heartbeat import VisibilityHeartbeat
+from ._message import Message
+from ._redrive import DEAD_LETTER_ATTRIBUTES
+from ._worker import Middleware, Worker
+
+logger = logging.getLogger("qfan")
+
+DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SOURCE = DEAD_LETTER_ATTRIBUTES
+_MAX_REASON = 1_000
+
+
+class WorkerEngine:
+    """Runs one :class:`Worker` until told to stop."""
+
+    def __init__(self, worker: Worker, middleware: Sequence[Middleware] = ()) -> None:
+        self.worker = worker
+        self.queue = worker.queue
+        self.stats = worker.stats
+        self.fifo = worker.queue.fifo
+        self._middleware = tuple(middleware)
+        self._decoder: Decoder[Any] = Decoder(worker.handler.body_type)
+        self._limiter = anyio.CapacityLimiter(worker.concurrency)
+        # Sync handlers' threads: a limiter of their own (a task holding a token cannot borrow another).
+        self._threads = anyio.CapacityLimiter(worker.concurrency)
+        self._slots = anyio.Semaphore(worker.concurrency + max(worker.prefetch, 0) or 1)
+        self._per_receive = worker.batch_size or 10
+        capacity = worker.concurrency + worker.prefetch
+        self._receivers = 1 if self.fifo else max(1, min(10, math.ceil(capacity / self._per_receive)))
+        self._held: set[Message[Any]] = set()
+        self._started: set[Message[Any]] = set()
+        self._groups: dict[str, deque[Message[Any]]] = {}
+        self._stopping = False
+        self._active = 0
+        self._idle = anyio.Event()
+        self._visibility = 30
+        self._heartbeat = VisibilityHeartbeat(30, worker.max_extension)
+
+    async def run(self, stop: anyio.Event, drain_timeout: float) -> None:
+        """Process messages until ``stop`` is set, then drain (see the module docstring)."""
+        info = await self.queue.declare()
+        self._visibility = self.worker.visibility_timeout or int(info.attributes.get("VisibilityTimeout", 30))
+        self._heartbeat = VisibilityHeartbeat(self._visibility, self.worker.max_extension)
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self._heartbeat.run)
+            async with anyio.create_task_group() as work:
+                async with anyio.create_task_group() as intake:
+                    for _ in range(self._receivers):
+                        intake.start_soon(self._receive_loop, work)
+                    await stop.wait()
+                    intake.cancel_scope.cancel()
+                self._stopping = True
+                await self._release_unstarted()
+                with anyio.move_on_after(drain_timeout):
+                    while self._active:
+                        self._idle = anyio.Event()
+                        await self._idle.wait()
+                work.cancel_scope.cancel()
+            outer.cancel_scope.cancel()
+        logger.info("worker %s stopped: %s", self.worker.name, self.stats.summary())
+
+    # -- intake ---------------------------------------------------------------------------------------
+
+    async def _receive_loop(self, work: anyio.abc.TaskGroup) -> None:
+        failures = 0
+        while True:
+            await self._slots.acquire()
+            want = 1
+            while want < self._per_receive:
+                try:
+                    self._slots.acquire_nowait()
+                except anyio.WouldBlock:
+                    break
+                want += 1
+            try:
+                messages = await self.queue._receive(
+                    self._decoder, want, self.worker.receive_wait, self._visibility
+                )
+                failures = 0
+            except QfanError as exc:
+                for _ in range(want):
+                    self._slots.release()
+                failures += 1
+                logger.warning("worker %s: receive failed (%s), backing off", self.worker.name, exc)
+                await anyio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
+            for _ in range(want - len(messages)):
+                self._slots.release()
+            for message in messages:
+                self._hold(message)
+            if self.worker.batch_size is not None:
+                if messages:
+                    work.start_soon(self._run_batch, messages)
+                continue
+            for message in messages:
+                key = message.group_id if self.fifo and message.group_id else message.message_id
+                waiting = self._groups.get(key)
+                if waiting is None:
+                    self._groups[key] = deque([message])
+                    work.start_soon(self._run_group, key)
+                else:
+                    waiting.append(message)
+
+    def _hold(self, message: Message[Any]) -> None:
+        self._held.add(message)
+        self._heartbeat.track(message)
+        self.stats.received += 1
+        self.stats.in_flight += 1
+
+    def _forget(self, message: Message[Any]) -> None:
+        if message in self._held:
+            self._held.discard(message)
+            self._started.discard(message)
+            self._heartbeat.untrack(message)
+            self._slots.release()
+            self.stats.in_flight -= 1
+
+    # -- running --------------------------------------------------------------------------------------
+
+    async def _run_group(self, key: str) -> None:
+        self._active += 1
+        try:
+            waiting = self._groups[key]
+            while waiting:
+                async with self._limiter:
+                    if self._stopping or not waiting:
+                        return
+                    message = waiting.popleft()
+                    succeeded = await self._process(message)
+                if not succeeded and self.fifo:
+                    # Later messages of this group must not overtake the failed one.
+                    released = list(waiting)
+                    waiting.clear()
+                    await self._release(released)
+        finally:
+            self._groups.pop(key, None)
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def _process(self, message: Message[Any]) -> bool:
+        """Run the handler for one message and settle it; True when it was deleted as handled."""
+        self._started.add(message)
+        try:
+            try:
+                _ = message.body  # poison never reaches the handler, and never loops
+            except MessageError as exc:
+                if exc.transient:  # e.g. its S3 payload was unavailable: it may be readable next time
+                    return await self._settle(message, exc)
+                await self._dead_letter(message, f"poison message: {exc}", exc)
+                return False
+            started = time.monotonic()
+            outcome: BaseException | None = None
+            try:
+                await self._call(message)
+            except Exception as exc:
+                outcome = exc
+            finally:
+                self.stats.timed(time.monotonic() - started)
+            return await self._settle(message, outcome)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._release([message])  # cancelled mid-way (drain timeout): give it back
+            raise
+        finally:
+            self._forget(message)
+
+    async def _call(self, message: Message[Any]) -> None:
+        call: Callable[[], Awaitable[Any]] = partial(self.worker.handler, message, self._threads)
+        for middleware in reversed(self._middleware):
+            call = partial(middleware, message, call)
+        await call()
+
+    async def _run_batch(self, messages: list[Message[Any]]) -> None:
+        self._active += 1
+        try:
+            async with self._limiter:
+                if self._stopping:
+                    return
+                self._started.update(messages)
+                try:
+                    await self._process_batch(messages)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await self._release([m for m in messages if m in self._held and not m.settled])
+                    raise
+        finally:
+            for message in messages:
+                self._forget(message)
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def _process_batch(self, messages: list[Message[Any]]) -> None:
+        good: list[Message[Any]] = []
+        for message in messages:
+            try:
+                _ = message.body
+                good.append(message)
+            except MessageError as exc:
+                if exc.transient:
+                    await self._settle(message, exc)
+                else:
+                    await self._dead_letter(message, f"poison message: {exc}", exc)
+        if not good:
+            return
+        started = time.monotonic()
+        failure: Exception | None = None
+        try:
+            reported = await self.worker.handler(good, self._threads)
+            failed_ids = {m if isinstance(m, str) else m.message_id for m in (reported or ())}
+        except Exception as exc:
+            failure, failed_ids = exc, {m.message_id for m in good}
+        finally:
+            self.stats.timed(time.monotonic() - started)
+        stopped_groups: set[str] = set()
+        for message in good:
+            if self.fifo and message.group_id in stopped_groups:
+                await self._release([message])
+            elif message.message_id in failed_ids:
+                await self._settle(message, failure or RuntimeError("reported failed by the batch handler"))
+                if message.group_id is not None:
+                    stopped_groups.add(message.group_id)
+            else:
+                await self._settle(message, None)
+
+    # -- settling -------------------------------------------------------------------------------------
+
+    async def _settle(self, message: Message[Any], outcome: BaseException | None) -> bool:
+        if message.settled:
+            self.stats.succeeded += 1  # the handler acked it itself
+            return True
+        if outcome is None or isinstance(outcome, Ack):
+            try:
+                await message.ack()
+            except QfanError as exc:
+                logger.error("worker %s: ack of %s failed: %s", self.worker.name, message.message_id, exc)
+                return False
+            self.stats.succeeded += 1
+            return True
+        if isinstance(outcome, Reject):
+            await self._dead_letter(message, f"rejected: {outcome.reason}", outcome)
+            return False
+        if isinstance(outcome, Retry):
+            await self._retry(message, outcome.delay)
+            return False
+        limit = self.worker.attempts_limit
+        logger.warning(
+            "worker %s: message %s failed (attempt %d): %s: %s",
+            self.worker.name,
+            message.message_id,
+            message.receive_count,
+            type(outcome).__name__,
+            outcome,
+            exc_info=outcome,
+        )
+        if limit is not None and message.receive_count >= limit:
+            await self._dead_letter(
+                message, f"failed {message.receive_count} times: {type(outcome).__name__}: {outcome}", outcome
+            )
+        else:
+            await self._retry(message, None)
+        return False
+
+    async def _retry(self, message: Message[Any], delay: int | None) -> None:
+        wait = self.worker.backoff.delay(message.receive_count) if delay is None else delay
+        try:
+            await message.nack(wait)
+        except QfanError as exc:  # it comes back after its visibility timeout anyway
+            logger.warning("worker %s: could not delay %s: %s", self.worker.name, message.message_id, exc)
+        self.stats.retried += 1
+
+    async def _release(self, messages: list[Message[Any]]) -> None:
+        async def release(message: Message[Any]) -> None:
+            try:
+                await message.nack(0)
+            except QfanError as exc:
+                logger.warning(
+                    "worker %s: could not release %s: %s", self.worker.name, message.message_id, exc
+                )
+            self.stats.released += 1
+            self._forget(message)
+
+        async with anyio.create_task_group() as tg:
+            for message in messages:
+                tg.start_soon(release, message)
+
+    async def _release_unstarted(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._release([m for m in self._held if m not in self._started])
+
+    async def _dead_letter(self, message: Message[Any], reason: str, error: BaseException) -> None:
+        """Copy the message to the dead-letter queue with the reason, then delete it: never lose it."""
+        target = self.queue.dead_letter
+        if target is None:
+            logger.error(
+                "worker %s: message %s should be dead-lettered (%s) but queue %s has no dead_letter; "
+                "it will be retried after the longest backoff",
+                self.worker.name,
+                message.message_id,
+                reason,
+                self.queue.name,
+            )
+            await self._retry(message, round(self.worker.backoff.maximum))
+            return
+        attributes = _reason_attributes(message, reason, error, self.queue.name)
+        try:
+            try:
+                await target.forward(message, attributes=attributes)
+            except MessageError:  # no room for the reason: the message itself matters more
+                await target.forward(message)
+            await message.ack()
+        except QfanError as exc:
+            logger.error("worker %s: dead-lettering %s failed: %s", self.worker.name, message.message_id, exc)
+            await self._retry(message, None)
+            return
+        logger.warning("worker %s: dead-lettered %s: %s", self.worker.name, message.message_id, reason)
+        self.stats.dead_lettered += 1
+
+
+def _reason_attributes(
+    message: Message[Any], reason: str, error: BaseException, source: str
+) -> dict[str, AttributeValue]:
+    """As many reason attributes as fit beside the message's own (SQS allows 10), most useful first."""
+    candidates: list[tuple[str, AttributeValue]] = [
+        (DEAD_LETTER_REASON, reason[:_MAX_REASON]),
+        (DEAD_LETTER_ERROR, type(error).__name__),
+        (DEAD_LETTER_RECEIVE_COUNT, message.receive_count),
+        (DEAD_LETTER_SOURCE, source),
+    ]
+    room = MAX_ATTRIBUTES - len(message.wire_attributes)
+    return dict(candidates[: max(0, room)])
