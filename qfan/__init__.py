@@ -9,6 +9,7 @@ from ._backoff import Backoff
 from ._codec import Format
 from ._consumer import Consumer
 from ._declaration import QueueInfo
+from ._envelope import SnsEnvelope
 from ._exceptions import (
     AccessDenied,
     Ack,
@@ -36,9 +37,11 @@ from ._exceptions import (
     QueueNotFound,
     ReceiptHandleInvalid,
     Reject,
+    ResourceConflict,
     Retry,
     ServiceUnavailable,
     Throttled,
+    TopicConflict,
     TransportError,
 )
 from ._local import LocalEmulator, local
@@ -47,6 +50,9 @@ from ._offload import Offload
 from ._pointer import PayloadLocation
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
+from ._subscription import Subscription
+from ._topic import Topic, TopicInfo
+from ._topology import PlanItem
 from ._transport import RetryPolicy
 from ._worker import Middleware, Worker, WorkerStats
 
@@ -85,6 +91,7 @@ __all__ = [
     "PayloadRefused",
     "PayloadTooLarge",
     "PayloadUnavailable",
+    "PlanItem",
     "QfanError",
     "Queue",
     "QueueConflict",
@@ -93,11 +100,17 @@ __all__ = [
     "QueueNotFound",
     "ReceiptHandleInvalid",
     "Reject",
+    "ResourceConflict",
     "Retry",
     "RetryPolicy",
     "ServiceUnavailable",
+    "SnsEnvelope",
     "SqsManagedEncryption",
+    "Subscription",
     "Throttled",
+    "Topic",
+    "TopicConflict",
+    "TopicInfo",
     "TransportError",
     "Worker",
     "WorkerStats",

@@ -19,7 +19,19 @@ from ._handler import Handler
 from ._offload import Offload
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
-from ._transport import ConnectionSettings, ObjectStore, RetryPolicy, SqsConnection, open_s3, open_sqs
+from ._subscription import FilterScope, Subscription
+from ._topic import ThroughputScope, Topic, TopicOptions
+from ._topology import PlanItem, plan
+from ._transport import (
+    ConnectionSettings,
+    ObjectStore,
+    RetryPolicy,
+    SnsConnection,
+    SqsConnection,
+    open_s3,
+    open_sns,
+    open_sqs,
+)
 from ._worker import MAX_VISIBILITY, Middleware, Worker, WorkerStats
 
 T = TypeVar("T")
@@ -45,6 +57,7 @@ class App:
         region: AWS region; default from ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` / the profile.
         endpoint_url: endpoint for every service (an emulator, a VPC endpoint).
         sqs_endpoint_url: endpoint for SQS only; wins over ``endpoint_url``.
+        sns_endpoint_url: endpoint for SNS only; wins over ``endpoint_url``.
         s3_endpoint_url: endpoint for S3 only (offloaded payloads); wins over ``endpoint_url``.
         profile: a named profile from the shared AWS config files.
         access_key_id, secret_access_key, session_token: explicit credentials.
@@ -61,6 +74,7 @@ class App:
         region: str | None = None,
         endpoint_url: str | None = None,
         sqs_endpoint_url: str | None = None,
+        sns_endpoint_url: str | None = None,
         s3_endpoint_url: str | None = None,
         profile: str | None = None,
         access_key_id: str | None = None,
@@ -76,7 +90,11 @@ class App:
         self.name = name
         self.settings = ConnectionSettings(
             region=region,
-            endpoint_urls={"sqs": sqs_endpoint_url or endpoint_url, "s3": s3_endpoint_url or endpoint_url},
+            endpoint_urls={
+                "sqs": sqs_endpoint_url or endpoint_url,
+                "sns": sns_endpoint_url or endpoint_url,
+                "s3": s3_endpoint_url or endpoint_url,
+            },
             profile=profile,
             access_key_id=access_key_id,
             secret_access_key=secret_access_key,
@@ -87,6 +105,9 @@ class App:
         self.linger = linger
         self.declare_on_start = declare_on_start
         self._queues: dict[str, Queue[Any]] = {}
+        self._topics: dict[str, Topic[Any]] = {}
+        self._subscriptions: list[Subscription] = []
+        self._sns: SnsConnection | None = None
         self._workers: dict[str, Worker] = {}
         self._middleware: list[Middleware] = []
         self._startup: list[Hook] = []
@@ -159,27 +180,113 @@ class App:
         """The registered queues, by name."""
         return dict(self._queues)
 
+    def topic(
+        self,
+        name: str,
+        type: Any = Any,
+        *,
+        fifo: bool | None = None,
+        content_based_dedup: bool | None = None,
+        kms_key: str | None = None,
+        throughput_scope: ThroughputScope | None = None,
+        tags: Mapping[str, str] | None = None,
+        format: Format = "json",
+    ) -> Topic[Any]:
+        """Register an SNS topic and return its handle (declared when the app opens, or on first use).
+
+        Args:
+            name: topic name; a FIFO topic's name ends in ``.fifo``.
+            type: the type of the values published (for type checkers; encoding is by value).
+            fifo: FIFO topic (default: inferred from the ``.fifo`` suffix).
+            content_based_dedup: FIFO: derive dedup ids from the body.
+            kms_key: KMS key for server-side encryption.
+            throughput_scope: FIFO: ``"Topic"`` or ``"MessageGroup"`` (high throughput).
+            tags: topic tags (set on creation).
+            format: ``"json"`` or ``"msgpack"`` for bodies that are not ``str``/``bytes``.
+        """
+        if name in self._topics:
+            raise ConfigError(f"topic {name!r} is already registered on this app: reuse its handle")
+        options = TopicOptions(name, fifo, content_based_dedup, kms_key, throughput_scope, dict(tags or {}))
+        topic: Topic[Any] = Topic(options, format=format, connect=self._sns_connection)
+        self._topics[name] = topic
+        return topic
+
+    def subscribe(
+        self,
+        topic: Topic[Any],
+        queue: Queue[Any],
+        *,
+        raw: bool = True,
+        filter_policy: Mapping[str, Any] | None = None,
+        filter_scope: FilterScope = "MessageAttributes",
+        dead_letter: Queue[Any] | None = None,
+    ) -> Subscription:
+        """Subscribe ``queue`` to ``topic`` (declared with the topology, idempotently).
+
+        Declaring also adds the statement letting the topic send to the queue to the queue's policy
+        (merged with the policy's other statements), which AWS requires and emulators don't check.
+        """
+        if self._topics.get(topic.name) is not topic or self._queues.get(queue.name) is not queue:
+            raise ConfigError(f"subscribe {topic.name!r} -> {queue.name!r}: register both on this app first")
+        subscription = Subscription(topic, queue, raw, filter_policy, filter_scope, dead_letter)
+        if any(s.name == subscription.name for s in self._subscriptions):
+            raise ConfigError(f"{subscription.name} is already subscribed on this app")
+        self._subscriptions.append(subscription)
+        return subscription
+
+    @property
+    def topics(self) -> Mapping[str, Topic[Any]]:
+        """The registered topics, by name."""
+        return dict(self._topics)
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """The registered subscriptions."""
+        return list(self._subscriptions)
+
     async def declare(self) -> None:
-        """Declare every registered queue (dead-letter queues first), concurrently and idempotently.
+        """Apply the topology idempotently: queues (dead-letter queues first), topics, then subscriptions
+        with their queue policy statements.
 
         If declarations fail, the first failure (in registration order) is raised, the others noted on it.
         """
-        errors: dict[str, QfanError] = {}
+        await self._declare_all(list(self._queues.values()), lambda queue: queue.declare())
+        await self._declare_all(list(self._topics.values()), lambda topic: topic.declare())
+        sns = self._sns
+        if sns is not None:
+            await self._declare_all(self._subscriptions, lambda subscription: subscription.declare(sns))
 
-        async def declare(queue: Queue[Any]) -> None:
+    @staticmethod
+    async def _declare_all(resources: list[Any], declare: Callable[[Any], Awaitable[Any]]) -> None:
+        errors: dict[int, QfanError] = {}
+
+        async def one(index: int, resource: Any) -> None:
             try:
-                await queue.declare()
+                await declare(resource)
             except QfanError as exc:
-                errors[queue.name] = exc
+                errors[index] = exc
 
         async with anyio.create_task_group() as tg:
-            for queue in self._queues.values():
-                tg.start_soon(declare, queue)
-        failed = [errors[name] for name in self._queues if name in errors]
+            for index, resource in enumerate(resources):
+                tg.start_soon(one, index, resource)
+        failed = [errors[index] for index in sorted(errors)]
         if failed:
             for other in failed[1:]:
                 failed[0].add_note(f"also failed: {type(other).__name__}: {other}")
             raise failed[0]
+
+    async def plan(self) -> list[PlanItem]:
+        """What :meth:`declare` would do, resource by resource, without changing anything.
+
+        Works on an app opened with ``declare_on_start=False`` (``qfan declare --dry-run`` does that).
+        """
+        return await plan(
+            self._sqs(),
+            self._sns,
+            list(self._queues.values()),
+            list(self._topics.values()),
+            self._subscriptions,
+        )
 
     # -- workers --------------------------------------------------------------------------------------
 
@@ -328,6 +435,11 @@ class App:
             raise QfanError(f"app {self.name!r} is not open: use 'async with app:'")
         return self._connection
 
+    def _sns_connection(self) -> SnsConnection:
+        if self._sns is None:
+            raise QfanError(f"app {self.name!r} is not open: use 'async with app:'")
+        return self._sns
+
     async def __aenter__(self) -> App:
         if self._stack is not None:
             raise QfanError(f"app {self.name!r} is already open")
@@ -339,11 +451,14 @@ class App:
             self._connection = SqsConnection(
                 data=sqs, control=sqs, retry=self.retry, linger=self.linger, s3=s3
             )
+            if self._topics:  # SNS is only connected to when the app has topics
+                sns = await stack.enter_async_context(open_sns(self.settings))
+                self._sns = SnsConnection(sns=sns, retry=self.retry, linger=self.linger)
             if self.declare_on_start:
                 try:
                     await self.declare()
                 except BaseException:
-                    self._connection = None
+                    self._connection = self._sns = None
                     raise
             self._stack = stack.pop_all()
         return self
@@ -355,6 +470,6 @@ class App:
         tb: TracebackType | None,
     ) -> None:
         stack, self._stack = self._stack, None
-        self._connection = None
+        self._connection = self._sns = None
         if stack is not None:
             await stack.aclose()

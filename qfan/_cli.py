@@ -1,4 +1,4 @@
-"""The ``qfan`` command line: ``local``, ``send``, ``receive``, ``run``, ``dlq redrive`` and ``demo``."""
+"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive and demo."""
 
 from __future__ import annotations
 
@@ -154,6 +154,29 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _declare(args: argparse.Namespace) -> int:
+    app = _load_app(args.app)
+    app.declare_on_start = False
+    async with app:
+        items = await app.plan()
+        for item in items:
+            print(item.line())
+        conflicts = [item for item in items if item.action == "conflict"]
+        changes = [item for item in items if item.action in ("create", "update")]
+        if conflicts:
+            print(
+                f"{len(conflicts)} conflict(s): change the declarations (nothing was applied)",
+                file=sys.stderr,
+            )
+            return 1
+        if args.dry_run:
+            print(f"dry run: {len(changes)} change(s) planned, nothing applied")
+            return 0
+        await app.declare()
+    print(f"applied {len(changes)} change(s)")
+    return 0
+
+
 async def _redrive(args: argparse.Namespace) -> int:
     app = _app(args)
     dead = app.queue(args.queue, create=False)
@@ -242,6 +265,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     run.set_defaults(run=_run)
+
+    declare = commands.add_parser("declare", help="print the topology plan and apply it")
+    declare.add_argument("app", metavar="MODULE:APP", help="where the qfan.App lives")
+    declare.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    declare.set_defaults(run=_declare)
 
     dlq = commands.add_parser("dlq", help="dead-letter queue tools")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")

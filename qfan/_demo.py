@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -21,6 +21,7 @@ import msgspec
 from ._app import App
 from ._offload import Offload
 from ._queue import Queue
+from ._topic import Topic
 
 T = TypeVar("T")
 
@@ -183,8 +184,46 @@ async def _offload_phase(queue: Queue[Scan], log: Callable[[str], None]) -> Phas
     return report
 
 
+class Image(msgspec.Struct, frozen=True):
+    """A typed demo event for the fanout phase."""
+
+    key: str
+    kind: str
+
+
+async def _fanout_phase(
+    images: Topic[Image], queues: dict[str, tuple[Queue[Image], int]], events: int
+) -> PhaseReport:
+    """Publish ``events`` images once; each queue must receive exactly its expected share."""
+    report = PhaseReport("fanout", sent=events)
+    started = time.perf_counter()
+    kinds = ["jpeg", "png", "gif"]
+    async with anyio.create_task_group() as tg:
+        for i in range(events):
+            image = Image(f"img-{i}.{kinds[i % 3]}", kinds[i % 3])
+            tg.start_soon(partial(images.publish, image, attributes={"kind": image.kind}))
+    report.send_seconds = time.perf_counter() - started
+    for name, (queue, expected) in queues.items():
+        keys: set[str] = set()
+        deliveries = 0
+        with anyio.fail_after(_PHASE_TIMEOUT):
+            while len(keys) < expected:
+                for message in await queue.receive(10, wait=2):
+                    keys.add(message.body.key)
+                    deliveries += 1
+                    await message.ack()
+        report.received += deliveries
+        report.distinct += len(keys)
+        report.duplicates += deliveries - len(keys)
+        if await queue.receive(10, wait=1):
+            report.problems.append(f"{name} received more than its share")
+    report.total_seconds = time.perf_counter() - started
+    report.missing = sum(expected for _, expected in queues.values()) - report.distinct
+    return report
+
+
 async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str], None]) -> bool:
-    """Run both phases on ``app``; returns whether every check passed. Queues are deleted afterwards."""
+    """Run the phases on ``app``; returns whether every check passed. Resources are deleted afterwards."""
     suffix = uuid.uuid4().hex[:8]
     dead_letters = app.queue(f"qfan-demo-orders-dlq-{suffix}", Order)
     orders = app.queue(
@@ -192,11 +231,23 @@ async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str],
     )
     bookings = app.queue(f"qfan-demo-bookings-{suffix}.fifo", Booking, content_based_dedup=True)
     scans = app.queue(f"qfan-demo-scans-{suffix}", Scan, offload=Offload(f"qfan-demo-{suffix}"))
+    images = app.topic(f"qfan-demo-images-{suffix}", Image)
+    fanout = {
+        "thumbnails": app.queue(f"qfan-demo-thumbnails-{suffix}", Image),
+        "faces": app.queue(f"qfan-demo-faces-{suffix}", Image),
+        "metadata": app.queue(f"qfan-demo-metadata-{suffix}", Image),
+    }
+    app.subscribe(images, fanout["thumbnails"], filter_policy={"kind": ["jpeg", "png"]})
+    app.subscribe(images, fanout["faces"])
+    app.subscribe(images, fanout["metadata"], raw=False)
+    events = max(3, messages // 10)
+    shares = {"thumbnails": sum(1 for i in range(events) if i % 3 != 2), "faces": events, "metadata": events}
     async with app:
         log(
             f"declared {orders.name} (dead letters: {dead_letters.name}), {bookings.name}, "
             f"and {scans.name} (large bodies to S3 bucket qfan-demo-{suffix})"
         )
+        log(f"declared topic {images.name} fanning out to {', '.join(q.name for q in fanout.values())}")
         try:
             standard = await _standard_phase(orders, messages)
             log(standard.line())
@@ -207,9 +258,14 @@ async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str],
             leftovers = await dead_letters.receive(10, wait=0)
             if leftovers:
                 standard.problems.append(f"{len(leftovers)} messages dead-lettered")
+            fanned = await _fanout_phase(images, {n: (q, shares[n]) for n, q in fanout.items()}, events)
+            log(fanned.line())
+            log(f"  each of {events} images published once: " + ", ".join(f"{n} {shares[n]}" for n in fanout))
         finally:
             with anyio.CancelScope(shield=True):
-                for queue in (orders, bookings, scans, dead_letters):
+                await images.delete()
+                demo_queues: list[Queue[Any]] = [orders, bookings, scans, dead_letters, *fanout.values()]
+                for queue in demo_queues:
                     await queue.delete()
         log(f"deleted the demo queues; FIFO order held in each of {groups} groups: {fifo.ok}")
-    return standard.ok and fifo.ok and offload.ok
+    return standard.ok and fifo.ok and offload.ok and fanned.ok

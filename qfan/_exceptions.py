@@ -4,7 +4,9 @@ Everything qfan raises derives from :class:`QfanError`::
 
     QfanError
     ├── ConfigError                 bad option, range or combination (raised before any I/O)
-    │   └── QueueConflict           an existing queue's attributes differ from the declaration
+    │   └── ResourceConflict        an existing resource's attributes differ from the declaration
+    │       ├── QueueConflict
+    │       └── TopicConflict
     ├── MessageError                a problem with one message, found on this side of the wire
     │   ├── EncodeError             the value cannot be encoded
     │   ├── DecodeError             the body cannot be decoded into the wanted type (keeps the raw body)
@@ -70,9 +72,11 @@ __all__ = [
     "QueueNotFound",
     "ReceiptHandleInvalid",
     "Reject",
+    "ResourceConflict",
     "Retry",
     "ServiceUnavailable",
     "Throttled",
+    "TopicConflict",
     "TransportError",
 ]
 
@@ -88,25 +92,48 @@ class ConfigError(QfanError, ValueError):
     """An option is out of range, inconsistent, or otherwise unusable."""
 
 
-class QueueConflict(ConfigError):
-    """An existing queue's attributes differ from what the declaration asks for.
+class ResourceConflict(ConfigError):
+    """An existing queue or topic has attributes that differ from its declaration.
 
     Attributes:
-        queue: the queue name.
+        kind: ``"queue"`` or ``"topic"``.
+        name: the resource name.
         differences: attribute name -> (declared value, existing value).
     """
 
-    def __init__(self, queue: str, differences: Mapping[str, tuple[str | None, str | None]]) -> None:
-        self.queue = queue
+    kind = "resource"
+
+    def __init__(self, name: str, differences: Mapping[str, tuple[str | None, str | None]]) -> None:
+        self.name = name
         self.differences = dict(differences)
         listed = ", ".join(
-            f"{name}: declared {want!r}, existing {have!r}"
-            for name, (want, have) in sorted(self.differences.items())
+            f"{attribute}: declared {want!r}, existing {have!r}"
+            for attribute, (want, have) in sorted(self.differences.items())
         )
         super().__init__(
-            f"queue {queue!r} exists with different attributes ({listed}); "
-            "change the declaration, or declare with on_conflict='update' to update the queue"
+            f"{self.kind} {name!r} exists with different attributes ({listed}); "
+            f"change the declaration{self._remedy}"
         )
+
+    _remedy = ""
+
+
+class QueueConflict(ResourceConflict):
+    """An existing queue's attributes differ from what the declaration asks for."""
+
+    kind = "queue"
+    _remedy = ", or declare with on_conflict='update' to update the queue"
+
+    @property
+    def queue(self) -> str:
+        """The queue name."""
+        return self.name
+
+
+class TopicConflict(ResourceConflict):
+    """An existing topic's attributes differ from what the declaration asks for."""
+
+    kind = "topic"
 
 
 class MessageError(QfanError):

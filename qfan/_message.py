@@ -8,7 +8,8 @@ from typing import Generic, Protocol, TypeVar
 
 from ._attributes import AttributeValue, from_wire
 from ._codec import Decoder
-from ._exceptions import ChecksumMismatch, ConfigError, MessageError
+from ._envelope import SnsEnvelope, looks_like_envelope, unwrap
+from ._exceptions import ChecksumMismatch, ConfigError, DecodeError, MessageError
 from ._payloads import Fetched
 from ._pointer import PayloadLocation
 from ._transport import ReceivedMessage, WireAttributes, corruption_of
@@ -55,9 +56,11 @@ class Message(Generic[T]):
     Attributes:
         message_id: the SQS message id.
         receipt_handle: the handle that settles this delivery.
-        raw_body: the body as it came off the queue (for an offloaded message: as fetched from S3).
+        raw_body: the body as it came off the queue (an SNS envelope stays wrapped here; an offloaded body
+            is the one fetched from S3).
         payload: where an offloaded message's body is stored (``None`` when it was not offloaded).
         attributes: the sender's message attributes (without qfan's content-type and offload markers).
+        sns: topic ARN, SNS message id, timestamp and subject when SNS delivered the message non-raw.
         content_type: the body's content type (``None`` when the sender did not say).
         receive_count: how many times SQS has delivered this message (1 on first delivery).
         sent_at: when SQS accepted the message.
@@ -70,12 +73,12 @@ class Message(Generic[T]):
 
     __slots__ = (
         "_body",
-        "_corruption",
         "_decoder",
-        "_error",
         "_owns_payload",
+        "_problem",
         "_settled",
         "_settler",
+        "_text",
         "_wire_attributes",
         "_wire_body",
         "attributes",
@@ -91,6 +94,7 @@ class Message(Generic[T]):
         "receive_count",
         "sent_at",
         "sequence_number",
+        "sns",
     )
 
     def __init__(
@@ -100,16 +104,32 @@ class Message(Generic[T]):
         self.message_id = raw.message_id
         self.receipt_handle = raw.receipt_handle
         self.raw_body = raw.body
-        self._wire_body = raw.body
-        self.attributes: dict[str, AttributeValue]
-        self.attributes, self.content_type = from_wire(raw.attributes)
+        self.sns: SnsEnvelope | None = None
         self.payload: PayloadLocation | None = None
         self._owns_payload = True
-        self._error: MessageError | None = None
-        if fetched is not None:
-            self.payload, self._error = fetched.location, fetched.error
+        self._wire_body = raw.body
+        self._text = raw.body  # what the decoder gets: unwrapped from an envelope, fetched from S3
+        self._problem: MessageError | None = None
+        corruption = corruption_of(raw.body, raw.md5_of_body, raw.attributes, raw.md5_of_attributes)
+        attributes = raw.attributes
+        if corruption is not None:
+            self._problem = ChecksumMismatch(f"message {raw.message_id}: {corruption}")
+        elif fetched is not None:
+            self.payload, self._problem = fetched.location, fetched.error
             if fetched.body is not None:
-                self.raw_body, self.content_type = fetched.body, fetched.content_type
+                self.raw_body = self._text = fetched.body
+        elif looks_like_envelope(raw.body, raw.attributes):
+            try:
+                unwrapped = unwrap(raw.body)
+            except DecodeError as exc:
+                self._problem = exc
+            else:
+                if unwrapped is not None:
+                    self._text, attributes, self.sns = unwrapped
+        self.attributes: dict[str, AttributeValue]
+        self.attributes, self.content_type = from_wire(attributes)
+        if fetched is not None and fetched.body is not None:
+            self.content_type = fetched.content_type
         self.receive_count = int(system.get("ApproximateReceiveCount", "1"))
         self.sent_at = _timestamp(system, "SentTimestamp")
         self.first_received_at = _timestamp(system, "ApproximateFirstReceiveTimestamp")
@@ -118,7 +138,6 @@ class Message(Generic[T]):
         self.dedup_id = system.get("MessageDeduplicationId")
         self.queue = settler.name
         self._wire_attributes = raw.attributes
-        self._corruption = corruption_of(raw.body, raw.md5_of_body, raw.attributes, raw.md5_of_attributes)
         self._decoder = decoder
         self._settler = settler
         self._body: object = _UNSET
@@ -126,13 +145,16 @@ class Message(Generic[T]):
 
     @property
     def body(self) -> T:
-        """The decoded body; raises ``DecodeError``, ``ChecksumMismatch`` or ``PayloadError`` if bad."""
-        if self._corruption is not None:
-            raise ChecksumMismatch(f"message {self.message_id}: {self._corruption}")
-        if self._error is not None:
-            raise self._error
+        """The decoded body (unwrapped from an SNS envelope when SNS delivered it non-raw).
+
+        Raises ``DecodeError`` (undecodable body, malformed envelope), ``ChecksumMismatch`` or
+        ``PayloadError`` (an offloaded body that could not be had) for a bad message; other messages of the
+        same receive are unaffected.
+        """
+        if self._problem is not None:
+            raise self._problem
         if self._body is _UNSET:
-            self._body = self._decoder.decode(self.raw_body, self.content_type)
+            self._body = self._decoder.decode(self._text, self.content_type)
         return self._body  # type: ignore[return-value]
 
     @property

@@ -10,11 +10,9 @@ from dataclasses import dataclass, replace
 from ._attributes import AttributeValue, to_wire, wire_size
 from ._batching import MAX_BATCH_ENTRIES
 from ._codec import Encoder
-from ._declaration import QueueInfo
 from ._exceptions import ChecksumMismatch, ConfigError, MessageTooLarge, QfanError
 from ._payloads import Payloads
 from ._pointer import PayloadLocation
-from ._queue_options import QueueOptions
 from ._transport import SentMessage, WireAttributes, md5_of_attributes, md5_of_body
 
 logger = logging.getLogger("qfan")
@@ -36,10 +34,28 @@ class Outgoing:
     payload: PayloadLocation | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """What outgoing checks need to know about a queue or topic.
+
+    Attributes:
+        name: for error messages.
+        fifo: FIFO queue or topic.
+        content_based_dedup: a FIFO destination that derives dedup ids from bodies.
+        max_size: the size limit of one message (body + attributes).
+        delay_allowed: per-message delays (standard SQS queues only).
+    """
+
+    name: str
+    fifo: bool
+    content_based_dedup: bool
+    max_size: int
+    delay_allowed: bool = True
+
+
 def prepare(
     encoder: Encoder,
-    options: QueueOptions,
-    info: QueueInfo,
+    destination: Destination,
     value: object,
     *,
     delay: int | None,
@@ -48,41 +64,42 @@ def prepare(
     attributes: Mapping[str, AttributeValue] | None,
     check_size: bool = True,
 ) -> Outgoing:
-    """Encode ``value`` and check everything SQS would reject, before any request is made.
+    """Encode ``value`` and check everything SQS or SNS would reject, before any request is made.
 
     With ``check_size`` false the size is left to :func:`fit`, which may offload the body first.
     """
-    name = options.name
-    if options.fifo:
+    name = destination.name
+    if destination.fifo:
         if group_id is None:
-            raise ConfigError(f"FIFO queue {name!r} needs a group_id for every message")
-        if dedup_id is None and not info.content_based_dedup:
-            raise ConfigError(f"FIFO queue {name!r} has no content-based deduplication: give a dedup_id")
-        if delay is not None:
-            raise ConfigError(
-                f"FIFO queue {name!r}: per-message delay is not supported, use the queue's delay option"
-            )
+            raise ConfigError(f"FIFO {name!r} needs a group_id for every message")
+        if dedup_id is None and not destination.content_based_dedup:
+            raise ConfigError(f"FIFO {name!r} has no content-based deduplication: give a dedup_id")
     elif dedup_id is not None:
-        raise ConfigError(f"dedup_id only applies to FIFO queues, not to {name!r}")
-    if delay is not None and (isinstance(delay, bool) or not 0 <= delay <= 900):
-        raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
+        raise ConfigError(f"dedup_id only applies to FIFO queues and topics, not to {name!r}")
+    if delay is not None:
+        if destination.fifo or not destination.delay_allowed:
+            raise ConfigError(
+                f"{name!r}: per-message delay is not supported here, use the queue's delay option"
+            )
+        if isinstance(delay, bool) or not 0 <= delay <= 900:
+            raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
     body, content_type = encoder.encode(value)
     wire = to_wire(attributes, content_type)
     entry = Outgoing(body, wire, len(body.encode()) + wire_size(wire), delay, group_id, dedup_id)
     if check_size:
-        _check_size(entry, info, name)
+        _check_size(entry, destination)
     return entry
 
 
-async def fit(entry: Outgoing, payloads: Payloads, info: QueueInfo, queue: str) -> Outgoing:
+async def fit(entry: Outgoing, payloads: Payloads, destination: Destination) -> Outgoing:
     """Offload the body to S3 if the policy wants it, then check that what SQS gets fits the queue."""
     if not payloads.wants(entry.size):
-        _check_size(entry, info, queue)
+        _check_size(entry, destination)
         return entry
     offloaded = payloads.offload(entry.body, entry.attributes)
     size = len(offloaded.body.encode()) + wire_size(offloaded.attributes)
     dedup_id = entry.dedup_id
-    if dedup_id is None and info.content_based_dedup:
+    if dedup_id is None and destination.content_based_dedup:
         # Each pointer names a fresh key, so SQS's hash of the pointer would never match: hash the real
         # body instead, as content-based deduplication would have.
         dedup_id = hashlib.sha256(entry.body.encode()).hexdigest()
@@ -94,14 +111,14 @@ async def fit(entry: Outgoing, payloads: Payloads, info: QueueInfo, queue: str) 
         dedup_id=dedup_id,
         payload=offloaded.location,
     )
-    _check_size(entry, info, queue)  # before uploading: attributes alone may be too large
+    _check_size(entry, destination)  # before uploading: attributes alone may be too large
     await payloads.upload(offloaded)
     return entry
 
 
-def _check_size(entry: Outgoing, info: QueueInfo, queue: str) -> None:
-    if entry.size > info.max_message_size:
-        raise MessageTooLarge(entry.size, info.max_message_size, queue)
+def _check_size(entry: Outgoing, destination: Destination) -> None:
+    if entry.size > destination.max_size:
+        raise MessageTooLarge(entry.size, destination.max_size, destination.name)
 
 
 def verify_sent(sent: SentMessage, entry: Outgoing, fifo: bool) -> str | QfanError:

@@ -16,10 +16,11 @@ from ._declaration import QueueInfo, declare_queue
 from ._exceptions import BatchSendError, ConfigError, MessageTooLarge, QfanError
 from ._message import MAX_VISIBILITY, Message
 from ._offload import Offload
-from ._outgoing import Outgoing, chunks, fit, prepare, verify_sent
+from ._outgoing import Destination, Outgoing, chunks, fit, prepare, verify_sent
 from ._payloads import Payloads, fetch_all
 from ._pointer import PayloadLocation, split_receipt_handle
 from ._queue_options import QueueOptions
+from ._queue_policy import merge_sns_statement
 from ._transport import ReceiptEntry, SendEntry, SqsConnection, VisibilityEntry
 
 T = TypeVar("T")
@@ -38,6 +39,9 @@ class _Declared:
         self.connection = connection
         self.info = info
         self.payloads = payloads
+        self.destination = Destination(
+            queue.name, queue.fifo, info.content_based_dedup, info.max_message_size
+        )
         linger = connection.linger
         self.sends: Coalescer[Outgoing, str] = Coalescer(
             queue._send_batch,
@@ -175,6 +179,17 @@ class Queue(Generic[T]):
         target = None if destination is None else (await destination.declare()).arn
         return await conn.retry.call(lambda: conn.control.start_message_move_task(state.info.arn, target))
 
+    async def allow_topic(self, topic_arn: str) -> bool:
+        """Make sure the queue policy lets ``topic_arn`` deliver here; returns whether it had to change."""
+        state = await self._state()
+        conn, url = state.connection, state.info.url
+        current = (await conn.retry.call(lambda: conn.control.get_queue_attributes(url))).get("Policy")
+        merged = merge_sns_statement(current, state.info.arn, topic_arn)
+        if merged is None:
+            return False
+        await conn.retry.call(lambda: conn.control.set_queue_attributes(url, {"Policy": merged}))
+        return True
+
     async def purge(self) -> None:
         """Delete every message in the queue (SQS allows one purge per 60 s)."""
         state = await self._state()
@@ -214,8 +229,7 @@ class Queue(Generic[T]):
         state = await self._state()
         entry = prepare(
             self._encoder,
-            self.options,
-            state.info,
+            state.destination,
             value,
             delay=delay,
             group_id=group_id,
@@ -224,7 +238,7 @@ class Queue(Generic[T]):
             check_size=state.payloads is None,
         )
         if state.payloads is not None:
-            entry = await fit(entry, state.payloads, state.info, self.name)
+            entry = await fit(entry, state.payloads, state.destination)
         return await state.sends.submit(entry)
 
     async def send_many(
@@ -250,8 +264,7 @@ class Queue(Generic[T]):
         entries = [
             prepare(
                 self._encoder,
-                self.options,
-                state.info,
+                state.destination,
                 v,
                 delay=delay,
                 group_id=group_id,
@@ -262,7 +275,7 @@ class Queue(Generic[T]):
             for v in values
         ]
         if state.payloads is not None:
-            entries = await self._fit_all(entries, state.payloads, state.info)
+            entries = await self._fit_all(entries, state.payloads, state.destination)
         results: list[str | QfanError] = [""] * len(entries)
         limiter = anyio.CapacityLimiter(1 if self.fifo else _SEND_MANY_CONCURRENCY)
 
@@ -277,14 +290,16 @@ class Queue(Generic[T]):
             raise BatchSendError(results)
         return [r for r in results if isinstance(r, str)]
 
-    async def _fit_all(self, entries: list[Outgoing], payloads: Payloads, info: QueueInfo) -> list[Outgoing]:
+    async def _fit_all(
+        self, entries: list[Outgoing], payloads: Payloads, destination: Destination
+    ) -> list[Outgoing]:
         """Offload what needs it, uploading in parallel; if one fails, nothing is sent, uploads are undone."""
         fitted: list[Outgoing | None] = [None] * len(entries)
         failures: list[QfanError] = []
 
         async def fit_one(index: int, entry: Outgoing) -> None:
             try:
-                fitted[index] = await fit(entry, payloads, info, self.name)
+                fitted[index] = await fit(entry, payloads, destination)
             except QfanError as exc:
                 failures.append(exc)
 

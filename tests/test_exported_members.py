@@ -3,6 +3,13 @@
 import qfan
 
 EXPECTED = {
+    "SnsEnvelope",
+    "Subscription",
+    "Topic",
+    "TopicInfo",
+    "PlanItem",
+    "ResourceConflict",
+    "TopicConflict",
     "Ack",
     "Backoff",
     "HandlerOutcome",

@@ -66,3 +66,9 @@ def test_image_workers_example() -> None:
         "thumbnail a.jpg",
     ]
     assert "dead_lettered=1" in lines[5]
+
+
+def test_image_fanout_example() -> None:
+    lines = run_example("image_fanout.py").splitlines()
+    assert lines[-1] == "published 12 events: {'faces': 12, 'metadata': 12, 'thumbnails': 8}"
+    assert sum(line.startswith("unchanged") for line in lines) == 11  # declared when the app opened

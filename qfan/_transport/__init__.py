@@ -3,15 +3,18 @@
 from ._base import ObjectStore, SqsControlPlane, SqsDataPlane
 from ._botocore import BotocoreSqs, open_sqs
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
-from ._connection import SqsConnection
+from ._connection import SnsConnection, SqsConnection
 from ._errors import error_for_code, map_aws_errors
 from ._retry import RetryPolicy
 from ._s3 import BotocoreS3, open_s3
 from ._settings import ConnectionSettings, resolve_endpoint
+from ._sns import BotocoreSns, open_sns
 from ._types import (
     BatchResult,
     EntryFailure,
     LifecycleChange,
+    PublishedMessage,
+    PublishEntry,
     ReceiptEntry,
     ReceivedMessage,
     SendEntry,
@@ -25,16 +28,20 @@ from ._types import (
 __all__ = [
     "BatchResult",
     "BotocoreS3",
+    "BotocoreSns",
     "BotocoreSqs",
     "ConnectionSettings",
     "EntryFailure",
     "LifecycleChange",
     "ObjectStore",
+    "PublishEntry",
+    "PublishedMessage",
     "ReceiptEntry",
     "ReceivedMessage",
     "RetryPolicy",
     "SendEntry",
     "SentMessage",
+    "SnsConnection",
     "SqsConnection",
     "SqsControlPlane",
     "SqsDataPlane",
@@ -48,6 +55,7 @@ __all__ = [
     "md5_of_attributes",
     "md5_of_body",
     "open_s3",
+    "open_sns",
     "open_sqs",
     "resolve_endpoint",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -26,7 +26,7 @@ from ._types import (
 _ALL = ["All"]
 
 
-def _wire_to_boto(attributes: WireAttributes) -> dict[str, dict[str, Any]]:
+def wire_to_boto(attributes: WireAttributes) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, attribute in attributes.items():
         if attribute.binary_value is not None:
@@ -72,7 +72,7 @@ class BotocoreSqs:
         for entry in entries:
             item: dict[str, Any] = {"Id": entry.id, "MessageBody": entry.body}
             if entry.attributes:
-                item["MessageAttributes"] = _wire_to_boto(entry.attributes)
+                item["MessageAttributes"] = wire_to_boto(entry.attributes)
             if entry.delay_seconds is not None:
                 item["DelaySeconds"] = entry.delay_seconds
             if entry.group_id is not None:
@@ -210,31 +210,31 @@ class BotocoreSqs:
         return str(response["TaskHandle"])
 
 
-@asynccontextmanager
-async def open_sqs(settings: ConnectionSettings) -> AsyncIterator[BotocoreSqs]:
-    """Open one pooled aiobotocore SQS client for the lifetime of the block.
+def client_config(settings: ConnectionSettings) -> AioConfig:
+    """The client configuration every qfan client shares.
 
     botocore's retries are disabled (one attempt): qfan's ``RetryPolicy`` is the only retry layer.
     """
-    session = AioSession(profile=settings.profile)
-    region = settings.resolve_region(session.get_config_variable("region"))
-    config = AioConfig(
+    return AioConfig(
         retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=settings.max_connections,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         tcp_keepalive=True,
     )
-    async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(
-            session.create_client(
-                "sqs",
-                region_name=region,
-                endpoint_url=settings.endpoint("sqs"),
-                aws_access_key_id=settings.access_key_id,
-                aws_secret_access_key=settings.secret_access_key,
-                aws_session_token=settings.session_token,
-                config=config,
-            )
-        )
+
+
+@asynccontextmanager
+async def open_sqs(settings: ConnectionSettings) -> AsyncIterator[BotocoreSqs]:
+    """Open one pooled aiobotocore SQS client for the lifetime of the block."""
+    session = AioSession(profile=settings.profile)
+    async with session.create_client(
+        "sqs",
+        region_name=settings.resolve_region(session.get_config_variable("region")),
+        endpoint_url=settings.endpoint("sqs"),
+        aws_access_key_id=settings.access_key_id,
+        aws_secret_access_key=settings.secret_access_key,
+        aws_session_token=settings.session_token,
+        config=client_config(settings),
+    ) as client:
         yield BotocoreSqs(client)

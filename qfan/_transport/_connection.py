@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ._base import ObjectStore, SqsControlPlane, SqsDataPlane
 from ._retry import RetryPolicy
+from ._sns import BotocoreSns
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +27,12 @@ class SqsConnection:
     retry: RetryPolicy
     linger: float
     s3: ObjectStore | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnsConnection:
+    """An open connection to SNS, with the retry policy and batching linger of its app."""
+
+    sns: BotocoreSns
+    retry: RetryPolicy
+    linger: float

@@ -105,3 +105,22 @@ class StoredObject(msgspec.Struct, frozen=True, gc=False):
 
 LifecycleChange = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 """Turns a bucket's lifecycle rules (as S3 spells them) into the rules it should have."""
+
+
+class PublishEntry(msgspec.Struct, frozen=True, gc=False):
+    """One entry of an SNS PublishBatch call."""
+
+    id: str
+    body: str
+    attributes: WireAttributes
+    subject: str | None = None
+    group_id: str | None = None
+    dedup_id: str | None = None
+
+
+class PublishedMessage(msgspec.Struct, frozen=True, gc=False):
+    """A successful PublishBatch entry."""
+
+    id: str
+    message_id: str
+    sequence_number: str | None = None

@@ -1,0 +1,238 @@
+"""SNS topics: declared idempotently, published to with the same encoding as queues, coalesced batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Generic, Literal, TypeVar
+
+import anyio
+
+from ._attributes import AttributeValue
+from ._batching import Coalescer
+from ._codec import Encoder, Format
+from ._exceptions import BatchSendError, ConfigError, QfanError, TopicConflict
+from ._outgoing import Destination, Outgoing, chunks, prepare
+from ._queue_options import attribute_differences
+from ._transport import PublishEntry, SnsConnection
+
+T = TypeVar("T")
+
+SNS_MAX_MESSAGE_SIZE = 262_144
+"""SNS's limit for one message, body plus attributes (256 KiB)."""
+
+ThroughputScope = Literal["Topic", "MessageGroup"]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicOptions:
+    """What a topic declaration may say; ``None`` = AWS's default, not compared with an existing topic."""
+
+    name: str
+    fifo: bool | None = None
+    content_based_dedup: bool | None = None
+    kms_key: str | None = None
+    throughput_scope: ThroughputScope | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.fifo is None:
+            object.__setattr__(self, "fifo", self.name.endswith(".fifo"))
+        stem = self.name.removesuffix(".fifo")
+        if not 1 <= len(self.name) <= 256 or not all(
+            c.isascii() and (c.isalnum() or c in "-_") for c in stem
+        ):
+            raise ConfigError(f"topic name {self.name!r}: 1-256 characters of A-Z a-z 0-9 - _ (and '.fifo')")
+        if bool(self.fifo) != self.name.endswith(".fifo"):
+            raise ConfigError(f"topic {self.name!r}: FIFO topic names end in '.fifo', and only those")
+        if not self.fifo and (self.content_based_dedup or self.throughput_scope):
+            raise ConfigError(f"topic {self.name!r}: content_based_dedup and throughput_scope need FIFO")
+
+    def attributes(self) -> dict[str, str]:
+        """The SNS attributes this declaration asks for."""
+        wanted: dict[str, str] = {}
+        if self.fifo:
+            wanted["FifoTopic"] = "true"
+        if self.content_based_dedup is not None:
+            wanted["ContentBasedDeduplication"] = "true" if self.content_based_dedup else "false"
+        if self.kms_key is not None:
+            wanted["KmsMasterKeyId"] = self.kms_key
+        if self.throughput_scope is not None:
+            wanted["FifoThroughputScope"] = self.throughput_scope
+        return wanted
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """What declaring a topic learned: its ARN and attributes."""
+
+    arn: str
+    attributes: Mapping[str, str]
+
+
+class _Declared:
+    def __init__(self, topic: Topic[Any], connection: SnsConnection, info: TopicInfo) -> None:
+        self.connection = connection
+        self.info = info
+        self.destination = Destination(
+            topic.name,
+            topic.fifo,
+            info.attributes.get("ContentBasedDeduplication", "").lower() == "true",
+            SNS_MAX_MESSAGE_SIZE,
+            delay_allowed=False,
+        )
+        self.publishes: Coalescer[tuple[Outgoing, str | None], str] = Coalescer(
+            topic._publish_batch,
+            linger=connection.linger,
+            max_bytes=SNS_MAX_MESSAGE_SIZE,
+            size_of=lambda entry: entry[0].size,
+            serial=topic.fifo,
+        )
+
+
+class Topic(Generic[T]):
+    """A handle on one SNS topic; create it with :meth:`qfan.App.topic`."""
+
+    def __init__(
+        self, options: TopicOptions, *, format: Format, connect: Callable[[], SnsConnection]
+    ) -> None:
+        self.options = options
+        self._connect = connect
+        self._encoder = Encoder(format)
+        self._declared: _Declared | None = None
+        self._lock = anyio.Lock()
+
+    @property
+    def name(self) -> str:
+        """The topic name."""
+        return self.options.name
+
+    @property
+    def fifo(self) -> bool:
+        """Whether this is a FIFO topic."""
+        return bool(self.options.fifo)
+
+    @property
+    def info(self) -> TopicInfo:
+        """ARN and attributes; raises ``QfanError`` before the first declare."""
+        if self._declared is None:
+            raise QfanError(f"topic {self.name!r} is not declared yet: await topic.declare()")
+        return self._declared.info
+
+    def __repr__(self) -> str:
+        return f"<Topic {self.name!r}{' fifo' if self.fifo else ''}>"
+
+    async def declare(self) -> TopicInfo:
+        """Create the topic if missing, else check its attributes (differences: ``TopicConflict``)."""
+        return (await self._state()).info
+
+    async def _state(self) -> _Declared:
+        connection = self._connect()
+        if self._declared is not None and self._declared.connection is connection:
+            return self._declared
+        async with self._lock:
+            if self._declared is None or self._declared.connection is not connection:
+                self._declared = _Declared(self, connection, await self._declare(connection))
+            return self._declared
+
+    async def _declare(self, conn: SnsConnection) -> TopicInfo:
+        sns, retry, wanted = conn.sns, conn.retry, self.options.attributes()
+        arn = await retry.call(lambda: sns.find_topic(self.name))
+        if arn is None:
+            arn = await retry.call(lambda: sns.create_topic(self.name, wanted, self.options.tags))
+            return TopicInfo(arn, await retry.call(lambda: sns.get_topic_attributes(arn)))
+        existing = await retry.call(lambda: sns.get_topic_attributes(arn))
+        differences = attribute_differences(wanted, existing)
+        if differences:
+            raise TopicConflict(self.name, differences)
+        return TopicInfo(arn, existing)
+
+    async def delete(self) -> None:
+        """Delete the topic (and with it its subscriptions). The handle declares it again on next use."""
+        state = await self._state()
+        conn = state.connection
+        await conn.retry.call(lambda: conn.sns.delete_topic(state.info.arn))
+        self._declared = None
+
+    async def publish(
+        self,
+        value: T,
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+        subject: str | None = None,
+    ) -> str:
+        """Publish one message and return its SNS message id.
+
+        Concurrent calls are coalesced into ``PublishBatch`` (at most 10 entries and 256 KiB in total);
+        each caller gets its own message id or its own error. Subscribed queues' filter policies see
+        ``attributes`` (and, with a body-scoped policy, the JSON body).
+        """
+        state = await self._state()
+        entry = prepare(
+            self._encoder,
+            state.destination,
+            value,
+            delay=None,
+            group_id=group_id,
+            dedup_id=dedup_id,
+            attributes=attributes,
+        )
+        return await state.publishes.submit((entry, subject))
+
+    async def publish_many(
+        self,
+        values: Iterable[T],
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        group_id: str | None = None,
+    ) -> list[str]:
+        """Publish many messages in full batches (in order on FIFO topics); ``BatchSendError`` on failures."""
+        state = await self._state()
+        entries = [
+            prepare(
+                self._encoder,
+                state.destination,
+                v,
+                delay=None,
+                group_id=group_id,
+                dedup_id=None,
+                attributes=attributes,
+            )
+            for v in values
+        ]
+        results: list[str | QfanError] = [""] * len(entries)
+        limiter = anyio.CapacityLimiter(1 if self.fifo else 8)
+
+        async def publish_chunk(start: int, chunk: list[Outgoing]) -> None:
+            async with limiter:
+                outcome = await self._publish_batch([(e, None) for e in chunk])
+                results[start : start + len(chunk)] = outcome
+
+        async with anyio.create_task_group() as tg:
+            for start, chunk in chunks(entries, SNS_MAX_MESSAGE_SIZE):
+                tg.start_soon(publish_chunk, start, chunk)
+        if any(isinstance(r, QfanError) for r in results):
+            raise BatchSendError(results)
+        return [r for r in results if isinstance(r, str)]
+
+    async def _publish_batch(self, batch: Sequence[tuple[Outgoing, str | None]]) -> list[str | QfanError]:
+        state = await self._state()
+        conn = state.connection
+        entries = [
+            PublishEntry(str(i), e.body, e.attributes, subject, e.group_id, e.dedup_id)
+            for i, (e, subject) in enumerate(batch)
+        ]
+        published, errors = await conn.retry.call_batch(
+            "PublishBatch", partial(conn.sns.publish_batch, state.info.arn), entries
+        )
+        results: list[str | QfanError] = [
+            QfanError("PublishBatch returned no result for this entry") for _ in batch
+        ]
+        for ok in published:
+            results[int(ok.id)] = ok.message_id
+        for entry_id, error in errors.items():
+            results[int(entry_id)] = error
+        return results
