@@ -114,10 +114,6 @@ class Message(Generic[T]):
         attributes = raw.attributes
         if corruption is not None:
             self._problem = ChecksumMismatch(f"message {raw.message_id}: {corruption}")
-        elif fetched is not None:
-            self.payload, self._problem = fetched.location, fetched.error
-            if fetched.body is not None:
-                self.raw_body = self._text = fetched.body
         elif looks_like_envelope(raw.body, raw.attributes):
             try:
                 unwrapped = unwrap(raw.body)
@@ -128,8 +124,11 @@ class Message(Generic[T]):
                     self._text, attributes, self.sns = unwrapped
         self.attributes: dict[str, AttributeValue]
         self.attributes, self.content_type = from_wire(attributes)
-        if fetched is not None and fetched.body is not None:
-            self.content_type = fetched.content_type
+        if fetched is not None and corruption is None:  # offloaded, perhaps inside an SNS envelope
+            self.payload, self._problem = fetched.location, fetched.error
+            if fetched.body is not None:
+                self.raw_body = self._text = fetched.body
+                self.content_type = fetched.content_type
         self.receive_count = int(system.get("ApproximateReceiveCount", "1"))
         self.sent_at = _timestamp(system, "SentTimestamp")
         self.first_received_at = _timestamp(system, "ApproximateFirstReceiveTimestamp")

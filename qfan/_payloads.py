@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import msgspec
 
 from ._codec import BYTES, CONTENT_TYPE, JSON, MSGPACK, TEXT
+from ._envelope import looks_like_envelope, unwrap
 from ._exceptions import (
     DecodeError,
     MessageError,
@@ -65,6 +67,25 @@ class Offloaded:
 def is_offloaded(attributes: WireAttributes) -> bool:
     """Whether a received message carries an offload marker (either name)."""
     return any(name in attributes for name in MARKERS)
+
+
+def _pointer_message(raw: ReceivedMessage) -> ReceivedMessage | None:
+    """The message as its offloading sender published it, when it is offloaded; else ``None``.
+
+    SNS delivers without raw delivery as an envelope whose attributes hold the marker (AWS's SNS extended
+    client publishes that way): then the pointer and the marker are inside it.
+    """
+    if is_offloaded(raw.attributes):
+        return raw
+    if not looks_like_envelope(raw.body, raw.attributes):
+        return None
+    try:
+        unwrapped = unwrap(raw.body)
+    except MessageError:  # a malformed envelope is the message's own error, raised on .body
+        return None
+    if unwrapped is None or not is_offloaded(unwrapped[1]):
+        return None
+    return msgspec.structs.replace(raw, body=unwrapped[0], attributes=unwrapped[1])
 
 
 class Payloads:
@@ -212,15 +233,16 @@ async def fetch_all(messages: Sequence[ReceivedMessage], payloads: Payloads | No
     On a queue without an offload policy (``payloads`` is ``None``) every pointer is refused unfetched.
     """
     results: list[Fetched | None] = [None] * len(messages)
-    if not any(is_offloaded(raw.attributes) for raw in messages):
+    pointers = [(index, _pointer_message(raw)) for index, raw in enumerate(messages)]
+    if all(raw is None for _, raw in pointers):
         return results
 
     async def fetch(index: int, raw: ReceivedMessage, payloads: Payloads) -> None:
         results[index] = await payloads.fetch(raw)
 
     async with anyio.create_task_group() as tg:
-        for index, raw in enumerate(messages):
-            if not is_offloaded(raw.attributes):
+        for index, raw in pointers:
+            if raw is None:
                 continue
             if payloads is None:
                 checked = _check_pointer(raw, None)

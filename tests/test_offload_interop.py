@@ -15,6 +15,7 @@ from .helpers import AppFactory
 from .support.aws import object_exists, raw_client
 
 BIG = 300 * 1024  # over the extended clients' default threshold of 256 KiB
+POINTER = "software.amazon.payloadoffloading.PayloadS3Pointer"
 
 
 def bucket_name() -> str:
@@ -146,3 +147,38 @@ async def test_java_format_vectors_are_read_and_acked_through_java_receipt_handl
         await queue.delete_receipt(java_handle)
         assert not await object_exists(s3, bucket, key)
         assert await queue.receive(wait=0) == []
+
+
+async def test_sns_extended_client_format_is_read_raw_and_enveloped(
+    make_app: AppFactory, unique_name: Callable[..., str], endpoint_url: str
+) -> None:
+    """AWS's SNS extended client's format (pointer body, ExtendedPayloadSize) is read raw and enveloped."""
+    bucket = bucket_name()
+    policy = qfan.Offload(bucket)
+    app = make_app()
+    topic = app.topic(unique_name("t"))
+    raw = app.queue(unique_name("raw"), dict, offload=policy)
+    wrapped = app.queue(unique_name("wrapped"), dict, offload=policy)
+    app.subscribe(topic, raw)
+    app.subscribe(topic, wrapped, raw=False)
+    document = {"pages": ["x" * 100] * 3}
+    text = json.dumps(document)
+    async with app, raw_client("s3", endpoint_url) as s3, raw_client("sns", endpoint_url) as sns:
+        await s3.put_object(Bucket=bucket, Key="from-sns", Body=text.encode())
+        await sns.publish(
+            TopicArn=topic.info.arn,
+            Message=json.dumps([POINTER, {"s3BucketName": bucket, "s3Key": "from-sns"}]),
+            MessageAttributes={
+                "ExtendedPayloadSize": {"DataType": "Number", "StringValue": str(len(text))},
+                "origin": {"DataType": "String", "StringValue": "sns-java"},
+            },
+        )
+        [from_raw] = await raw.receive(wait=5)
+        [from_envelope] = await wrapped.receive(wait=5)
+    for message in (from_raw, from_envelope):
+        assert message.body == document
+        assert message.attributes == {"origin": "sns-java"}
+        assert message.payload == qfan.PayloadLocation(bucket, "from-sns")
+    assert from_raw.sns is None
+    assert from_envelope.sns is not None
+    assert from_envelope.sns.topic_arn == topic.info.arn
