@@ -37,6 +37,8 @@ from ._exceptions import (
     QueueNotFound,
     ReceiptHandleInvalid,
     Reject,
+    RemoteError,
+    RequestTimeout,
     ResourceConflict,
     Retry,
     ServiceUnavailable,
@@ -50,6 +52,7 @@ from ._offload import Offload
 from ._pointer import PayloadLocation
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
+from ._rpc import RpcStats
 from ._subscription import Subscription
 from ._topic import Topic, TopicInfo
 from ._topology import PlanItem
@@ -100,9 +103,12 @@ __all__ = [
     "QueueNotFound",
     "ReceiptHandleInvalid",
     "Reject",
+    "RemoteError",
+    "RequestTimeout",
     "ResourceConflict",
     "Retry",
     "RetryPolicy",
+    "RpcStats",
     "ServiceUnavailable",
     "SnsEnvelope",
     "SqsManagedEncryption",

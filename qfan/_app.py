@@ -10,15 +10,18 @@ from types import TracebackType
 from typing import Any, TypeVar, Unpack, overload
 
 import anyio
+import anyio.abc
 
 from ._backoff import Backoff
 from ._codec import Format
 from ._engine import WorkerEngine
-from ._exceptions import ConfigError, QfanError
+from ._exceptions import ConfigError, HandlerOutcome, QfanError
 from ._handler import Handler
+from ._message import Message
 from ._offload import Offload
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
+from ._rpc import CORRELATION_ID, RESPONSE_QUEUE_URL, ReplyRouter, ReplySender, RpcStats, sweep_reply_queues
 from ._subscription import FilterScope, Subscription
 from ._topic import ThroughputScope, Topic, TopicOptions
 from ._topology import PlanItem, plan
@@ -64,7 +67,9 @@ class App:
         retry: how transient failures are retried.
         linger: seconds a batch waits for concurrent entries before it is sent.
         max_connections: size of the HTTP connection pool.
-        declare_on_start: declare registered queues when the app is entered.
+        declare_on_start: declare the registered topology when the app is entered.
+        sweep_reply_queues: when set, entering the app deletes reply queues (of any app) whose heartbeat
+            is older than this many seconds — left behind by crashed processes.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class App:
         linger: float = 0.001,
         max_connections: int = 64,
         declare_on_start: bool = True,
+        sweep_reply_queues: float | None = None,
     ) -> None:
         if not 0 <= linger <= 1:
             raise ConfigError(f"linger must be between 0 and 1 second, got {linger!r}")
@@ -104,6 +110,7 @@ class App:
         self.retry = retry or RetryPolicy()
         self.linger = linger
         self.declare_on_start = declare_on_start
+        self.sweep_idle = sweep_reply_queues
         self._queues: dict[str, Queue[Any]] = {}
         self._topics: dict[str, Topic[Any]] = {}
         self._subscriptions: list[Subscription] = []
@@ -113,6 +120,9 @@ class App:
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._stop: anyio.Event | None = None
+        self._replies = ReplyRouter(name)
+        self._reply_sender = ReplySender()
+        self._services: anyio.abc.TaskGroup | None = None
         self._connection: SqsConnection | None = None
         self._stack: AsyncExitStack | None = None
 
@@ -324,12 +334,12 @@ class App:
 
         def register(function: F) -> F:
             handler = Handler.inspect(function, batch=batch_size is not None)
-            worker = Worker(
-                name=name or handler.name,
-                queue=queue,
-                handler=handler,
-                concurrency=concurrency,
-                prefetch=min(concurrency, 10) if prefetch is None else prefetch,
+            self._add_worker(
+                name or handler.name,
+                queue,
+                handler,
+                concurrency,
+                prefetch,
                 max_attempts=max_attempts,
                 backoff=backoff or Backoff(),
                 visibility_timeout=visibility_timeout,
@@ -337,14 +347,118 @@ class App:
                 batch_size=batch_size,
                 receive_wait=receive_wait,
             )
-            if self._queues.get(queue.name) is not queue:
-                raise ConfigError(f"worker {worker.name}: queue {queue.name!r} is not registered on this app")
-            if worker.name in self._workers:
-                raise ConfigError(f"a worker named {worker.name!r} is already registered")
-            self._workers[worker.name] = worker
             return function
 
         return register
+
+    def _add_worker(
+        self,
+        name: str,
+        queue: Queue[Any],
+        handler: Handler,
+        concurrency: int,
+        prefetch: int | None,
+        **options: Any,
+    ) -> None:
+        worker = Worker(
+            name=name,
+            queue=queue,
+            handler=handler,
+            concurrency=concurrency,
+            prefetch=min(concurrency, 10) if prefetch is None else prefetch,
+            **options,
+        )
+        if self._queues.get(queue.name) is not queue:
+            raise ConfigError(f"worker {worker.name}: queue {queue.name!r} is not registered on this app")
+        if worker.name in self._workers:
+            raise ConfigError(f"a worker named {worker.name!r} is already registered")
+        self._workers[worker.name] = worker
+
+    def responder(
+        self,
+        queue: Queue[Any],
+        *,
+        name: str | None = None,
+        concurrency: int = 10,
+        prefetch: int | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as a responder: its return value answers each request.
+
+        Requests come from :meth:`request` (or any client that sets the ``ResponseQueueUrl`` and
+        ``qfan-correlation-id`` attributes). When the handler raises, the requester gets a
+        ``qfan.RemoteError`` with the exception's type and message and the request is deleted;
+        ``qfan.Retry``/``qfan.Reject`` keep their worker meaning. A message without a reply address is
+        handled and deleted like any worker's. The function is returned unchanged.
+        """
+
+        def register(function: F) -> F:
+            inner = Handler.inspect(function, batch=False)
+            sender, threads = self._reply_sender, anyio.CapacityLimiter(concurrency)
+
+            async def respond(message: Message[Any]) -> None:
+                url = message.attributes.get(RESPONSE_QUEUE_URL)
+                correlation_id = str(message.attributes.get(CORRELATION_ID, ""))
+                try:
+                    result, error = await inner(message, threads), None
+                except HandlerOutcome:
+                    raise
+                except Exception as exc:
+                    if not isinstance(url, str):
+                        raise
+                    result, error = None, exc
+                if isinstance(url, str):
+                    await sender.reply(self._sqs(), url, correlation_id, result, error)
+
+            handler = Handler(respond, inner.name, inner.body_type, False, True, False, True)
+            self._add_worker(name or inner.name, queue, handler, concurrency, prefetch)
+            return function
+
+        return register
+
+    async def request(
+        self,
+        queue: Queue[Any],
+        value: Any,
+        *,
+        response_type: type[T] | Any = Any,
+        timeout: float = 30.0,  # noqa: ASYNC109 - the request's own deadline, part of the public API
+        attributes: Mapping[str, Any] | None = None,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+    ) -> Any:
+        """Send ``value`` to a responder's queue and wait for its answer, decoded as ``response_type``.
+
+        Raises ``qfan.RequestTimeout`` when no answer comes within ``timeout`` seconds (a late answer is
+        dropped and counted) and ``qfan.RemoteError`` when the responder raised. The reply queue is created
+        on the first request and deleted when the app closes.
+        """
+        if self._services is None:
+            raise QfanError(f"app {self.name!r} is not open: use 'async with app:'")
+        return await self._replies.request(
+            self._sqs(),
+            self._services,
+            queue,
+            value,
+            response_type=response_type,
+            timeout=timeout,
+            attributes=attributes,
+            group_id=group_id,
+            dedup_id=dedup_id,
+        )
+
+    @property
+    def rpc_stats(self) -> RpcStats:
+        """Counters of this app's requests (sent, replied, timed out, remote errors, dropped replies)."""
+        return self._replies.stats
+
+    @property
+    def reply_queue_url(self) -> str | None:
+        """This process's reply queue, once the first request created it."""
+        return self._replies.url
+
+    async def sweep_reply_queues(self, idle_seconds: float = 600.0) -> list[str]:
+        """Delete reply queues idle for ``idle_seconds`` (left by crashed processes); returns their URLs."""
+        return await sweep_reply_queues(self._sqs(), idle_seconds, keep=self._replies.url)
 
     def middleware(self, function: Middleware) -> Middleware:
         """Register ``async def middleware(message, call_next)`` around every single-message handler."""
@@ -454,12 +568,15 @@ class App:
             if self._topics:  # SNS is only connected to when the app has topics
                 sns = await stack.enter_async_context(open_sns(self.settings))
                 self._sns = SnsConnection(sns=sns, retry=self.retry, linger=self.linger)
-            if self.declare_on_start:
-                try:
+            try:
+                if self.declare_on_start:
                     await self.declare()
-                except BaseException:
-                    self._connection = self._sns = None
-                    raise
+                if self.sweep_idle is not None:
+                    await self.sweep_reply_queues(self.sweep_idle)
+            except BaseException:
+                self._connection = self._sns = None
+                raise
+            self._services = await stack.enter_async_context(anyio.create_task_group())
             self._stack = stack.pop_all()
         return self
 
@@ -470,6 +587,11 @@ class App:
         tb: TracebackType | None,
     ) -> None:
         stack, self._stack = self._stack, None
+        if self._connection is not None:
+            await self._replies.close(self._connection)
+        if self._services is not None:
+            self._services.cancel_scope.cancel()
+            self._services = None
         self._connection = self._sns = None
         if stack is not None:
             await stack.aclose()

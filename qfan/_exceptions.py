@@ -19,6 +19,8 @@ Everything qfan raises derives from :class:`QfanError`::
     │       ├── PayloadUnavailable  S3 failed to deliver it even after retries (transient)
     │       └── PayloadPointerInvalid   the pointer body is malformed
     ├── BatchSendError              some messages of a send_many were not sent; says which
+    ├── RequestTimeout              no reply to ``app.request`` in time
+    ├── RemoteError                 the responder raised; keeps the remote type and message
     ├── HandlerOutcome              raised by a worker's handler to decide its message's fate
     │   ├── Retry                   retry later (after ``delay`` seconds, else the worker's backoff)
     │   ├── Reject                  dead-letter now, with a reason
@@ -72,6 +74,8 @@ __all__ = [
     "QueueNotFound",
     "ReceiptHandleInvalid",
     "Reject",
+    "RemoteError",
+    "RequestTimeout",
     "ResourceConflict",
     "Retry",
     "ServiceUnavailable",
@@ -249,6 +253,24 @@ class BatchSendError(QfanError):
             f"{len(self.errors)} of {len(results)} messages were not sent "
             f"(first: #{first_index}: {type(first).__name__}: {first})"
         )
+
+
+class RequestTimeout(QfanError, TimeoutError):
+    """No reply arrived within the request's timeout (a late reply is dropped and counted)."""
+
+
+class RemoteError(QfanError):
+    """The responder's handler raised instead of answering.
+
+    Attributes:
+        remote_type: the exception's type name on the responder's side.
+        remote_message: its message.
+    """
+
+    def __init__(self, remote_type: str, remote_message: str) -> None:
+        super().__init__(f"{remote_type}: {remote_message}")
+        self.remote_type = remote_type
+        self.remote_message = remote_message
 
 
 class HandlerOutcome(QfanError):

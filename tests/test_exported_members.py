@@ -3,6 +3,9 @@
 import qfan
 
 EXPECTED = {
+    "RemoteError",
+    "RequestTimeout",
+    "RpcStats",
     "SnsEnvelope",
     "Subscription",
     "Topic",

@@ -196,6 +196,20 @@ class BotocoreSqs:
         with map_aws_errors("PurgeQueue"):
             await self._client.purge_queue(QueueUrl=queue_url)
 
+    async def list_queues(self, prefix: str) -> list[str]:
+        urls: list[str] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
+            if token:
+                params["NextToken"] = token
+            with map_aws_errors("ListQueues"):
+                response = await self._client.list_queues(**params)
+            urls.extend(response.get("QueueUrls", ()))
+            token = response.get("NextToken")
+            if not token:
+                return urls
+
     async def list_dead_letter_source_queues(self, queue_url: str) -> list[str]:
         with map_aws_errors("ListDeadLetterSourceQueues"):
             response = await self._client.list_dead_letter_source_queues(QueueUrl=queue_url)
