@@ -1,4 +1,4 @@
-"""qfan: async, typed, batching messaging on AWS SQS that never loses a message.
+"""qfan: async, typed, batching messaging on AWS SQS that never loses a message (large bodies via S3).
 
 The public API is exactly what ``__all__`` lists; everything in underscored modules is private.
 """
@@ -24,6 +24,13 @@ from ._exceptions import (
     InvalidParameter,
     MessageError,
     MessageTooLarge,
+    ObjectNotFound,
+    PayloadError,
+    PayloadMissing,
+    PayloadPointerInvalid,
+    PayloadRefused,
+    PayloadTooLarge,
+    PayloadUnavailable,
     QfanError,
     QueueConflict,
     QueueNameExists,
@@ -41,6 +48,8 @@ from ._exceptions import (
 )
 from ._local import LocalEmulator, local
 from ._message import Message
+from ._offload import Offload
+from ._pointer import PayloadLocation
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
 from ._rpc import RpcStats
@@ -76,6 +85,15 @@ __all__ = [
     "MessageError",
     "MessageTooLarge",
     "Middleware",
+    "ObjectNotFound",
+    "Offload",
+    "PayloadError",
+    "PayloadLocation",
+    "PayloadMissing",
+    "PayloadPointerInvalid",
+    "PayloadRefused",
+    "PayloadTooLarge",
+    "PayloadUnavailable",
     "PlanItem",
     "QfanError",
     "Queue",

@@ -18,13 +18,23 @@ from ._engine import WorkerEngine
 from ._exceptions import ConfigError, HandlerOutcome, QfanError
 from ._handler import Handler
 from ._message import Message
+from ._offload import Offload
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
 from ._rpc import CORRELATION_ID, RESPONSE_QUEUE_URL, ReplyRouter, ReplySender, RpcStats, sweep_reply_queues
 from ._subscription import FilterScope, Subscription
 from ._topic import ThroughputScope, Topic, TopicOptions
 from ._topology import PlanItem, plan
-from ._transport import ConnectionSettings, RetryPolicy, SnsConnection, SqsConnection, open_sns, open_sqs
+from ._transport import (
+    ConnectionSettings,
+    ObjectStore,
+    RetryPolicy,
+    SnsConnection,
+    SqsConnection,
+    open_s3,
+    open_sns,
+    open_sqs,
+)
 from ._worker import MAX_VISIBILITY, Middleware, Worker, WorkerStats
 
 T = TypeVar("T")
@@ -37,8 +47,9 @@ logger = logging.getLogger("qfan")
 class App:
     """Connection, topology and (later) workers of one application.
 
-    Use it as an async context manager: entering opens one pooled aiobotocore client and declares every
-    queue registered with :meth:`queue` (idempotently); leaving closes the client.
+    Use it as an async context manager: entering opens one pooled aiobotocore client (and an S3 client when
+    a queue offloads payloads) and declares every queue registered with :meth:`queue` (idempotently);
+    leaving closes the clients.
 
     Where to connect follows AWS conventions: an explicit ``endpoint_url`` > ``AWS_ENDPOINT_URL_SQS`` >
     ``AWS_ENDPOINT_URL`` > AWS itself; region and credentials come from the arguments, else the usual
@@ -50,6 +61,7 @@ class App:
         endpoint_url: endpoint for every service (an emulator, a VPC endpoint).
         sqs_endpoint_url: endpoint for SQS only; wins over ``endpoint_url``.
         sns_endpoint_url: endpoint for SNS only; wins over ``endpoint_url``.
+        s3_endpoint_url: endpoint for S3 only (offloaded payloads); wins over ``endpoint_url``.
         profile: a named profile from the shared AWS config files.
         access_key_id, secret_access_key, session_token: explicit credentials.
         retry: how transient failures are retried.
@@ -68,6 +80,7 @@ class App:
         endpoint_url: str | None = None,
         sqs_endpoint_url: str | None = None,
         sns_endpoint_url: str | None = None,
+        s3_endpoint_url: str | None = None,
         profile: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
@@ -83,7 +96,11 @@ class App:
         self.name = name
         self.settings = ConnectionSettings(
             region=region,
-            endpoint_urls={"sqs": sqs_endpoint_url or endpoint_url, "sns": sns_endpoint_url or endpoint_url},
+            endpoint_urls={
+                "sqs": sqs_endpoint_url or endpoint_url,
+                "sns": sns_endpoint_url or endpoint_url,
+                "s3": s3_endpoint_url or endpoint_url,
+            },
             profile=profile,
             access_key_id=access_key_id,
             secret_access_key=secret_access_key,
@@ -118,6 +135,7 @@ class App:
         type: type[T],
         *,
         dead_letter: Queue[Any] | None = ...,
+        offload: Offload | None = ...,
         format: Format = ...,
         **options: Unpack[QueueSettings],
     ) -> Queue[T]: ...
@@ -128,6 +146,7 @@ class App:
         name: str,
         *,
         dead_letter: Queue[Any] | None = ...,
+        offload: Offload | None = ...,
         format: Format = ...,
         **options: Unpack[QueueSettings],
     ) -> Queue[Any]: ...
@@ -138,6 +157,7 @@ class App:
         type: Any = Any,
         *,
         dead_letter: Queue[Any] | None = None,
+        offload: Offload | None = None,
         format: Format = "json",
         **options: Unpack[QueueSettings],
     ) -> Queue[Any]:
@@ -147,6 +167,8 @@ class App:
             name: queue name; a FIFO queue's name ends in ``.fifo``.
             type: what bodies decode into (a ``msgspec.Struct``, ``dict``, ``str``, ...; default: any JSON).
             dead_letter: the queue (handle) that receives messages after ``max_receives`` receives.
+            offload: send large bodies through S3, compatible with AWS's extended clients (see
+                :class:`Offload`).
             format: ``"json"`` or ``"msgpack"`` for bodies that are not ``str``/``bytes``.
             **options: the queue's attributes and declaration behaviour, see :class:`QueueSettings`.
         """
@@ -158,6 +180,7 @@ class App:
             format=format,
             dead_letter=dead_letter,
             connect=self._sqs,
+            offload=offload,
         )
         self._queues[name] = queue
         return queue
@@ -542,7 +565,12 @@ class App:
             raise QfanError(f"app {self.name!r} is already open")
         async with AsyncExitStack() as stack:
             sqs = await stack.enter_async_context(open_sqs(self.settings))
-            self._connection = SqsConnection(data=sqs, control=sqs, retry=self.retry, linger=self.linger)
+            s3: ObjectStore | None = None
+            if any(queue.offload is not None for queue in self._queues.values()):
+                s3 = await stack.enter_async_context(open_s3(self.settings))
+            self._connection = SqsConnection(
+                data=sqs, control=sqs, retry=self.retry, linger=self.linger, s3=s3
+            )
             if self._topics:  # SNS is only connected to when the app has topics
                 sns = await stack.enter_async_context(open_sns(self.settings))
                 self._sns = SnsConnection(sns=sns, retry=self.retry, linger=self.linger)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from ._codec import CONTENT_TYPE
 from ._exceptions import ConfigError
+from ._pointer import MARKERS
 from ._transport import WireAttribute, WireAttributes
 
 AttributeValue = str | int | float | bytes
@@ -31,6 +32,8 @@ def _check_name(name: str) -> None:
         )
     if name == CONTENT_TYPE:
         raise ConfigError(f"message attribute name {name!r} is reserved by qfan for the body's type")
+    if name in MARKERS:
+        raise ConfigError(f"message attribute name {name!r} is reserved: it marks S3-offloaded messages")
 
 
 def encode_attributes(attributes: Mapping[str, AttributeValue] | None) -> dict[str, WireAttribute]:
@@ -79,11 +82,13 @@ def _number(text: str) -> int | float:
 
 
 def from_wire(wire: WireAttributes) -> tuple[dict[str, AttributeValue], str | None]:
-    """Split wire attributes into the user's attributes and qfan's content type."""
+    """Split wire attributes into the user's attributes and qfan's content type (offload markers dropped)."""
     content_type: str | None = None
     attributes: dict[str, AttributeValue] = {}
     for name, attribute in wire.items():
         kind = attribute.data_type.partition(".")[0]
+        if name in MARKERS:
+            continue
         if name == CONTENT_TYPE and kind == "String":
             content_type = attribute.string_value
         elif kind == "Binary":

@@ -19,6 +19,7 @@ from ._app import App
 from ._demo import run_demo
 from ._exceptions import AwsError, ConfigError, QfanError
 from ._local import running_moto
+from ._offload import Offload
 from ._redrive import move_messages
 
 _json = msgspec.json.Encoder()
@@ -53,7 +54,11 @@ async def _send(args: argparse.Namespace) -> int:
 
 async def _receive(args: argparse.Namespace) -> int:
     app = _app(args)
-    queue = app.queue(args.queue, create=False)
+    offload = None
+    if args.offload_bucket:  # read-only use of the buckets: never create one, delete payloads only on --ack
+        first, *others = args.offload_bucket
+        offload = Offload(first, allowed_buckets=others, declare_bucket=False, delete_payload_on_ack=args.ack)
+    queue = app.queue(args.queue, create=False, offload=offload)
     async with app:
         remaining = args.n
         while remaining > 0:
@@ -72,6 +77,8 @@ async def _receive(args: argparse.Namespace) -> int:
                     "receive_count": message.receive_count,
                     "group_id": message.group_id,
                 }
+                if message.payload is not None:
+                    record["payload"] = f"s3://{message.payload.bucket}/{message.payload.key}"
                 print(_json.encode(record).decode())
                 if args.ack:
                     await message.ack()
@@ -238,6 +245,13 @@ def _parser() -> argparse.ArgumentParser:
     receive.add_argument("--wait", type=int, default=5, help="long-poll seconds per receive (default 5)")
     receive.add_argument(
         "--ack", action="store_true", help="delete messages once printed (default: leave them)"
+    )
+    receive.add_argument(
+        "--offload-bucket",
+        action="append",
+        default=[],
+        metavar="BUCKET",
+        help="read S3-offloaded bodies from BUCKET (repeatable); --ack then deletes their objects too",
     )
     connection(receive)
     receive.set_defaults(run=_receive)

@@ -1,4 +1,4 @@
-"""``qfan demo``: typed messages through a standard and a FIFO queue, checked and timed.
+"""``qfan demo``: typed messages through a standard and a FIFO queue, and one too large for SQS through S3.
 
 Producers and consumers run at the same time so that the backlog stays small: the embedded emulator (moto)
 spends time proportional to a queue's length on every call.
@@ -19,6 +19,7 @@ import anyio.lowlevel
 import msgspec
 
 from ._app import App
+from ._offload import Offload
 from ._queue import Queue
 from ._topic import Topic
 
@@ -43,6 +44,13 @@ class Booking(msgspec.Struct, frozen=True):
     customer: str
     seq: int
     seat: str
+
+
+class Scan(msgspec.Struct, frozen=True):
+    """A typed demo message larger than SQS accepts: it travels through S3."""
+
+    name: str
+    pixels: bytes
 
 
 @dataclass
@@ -151,6 +159,31 @@ async def _fifo_phase(queue: Queue[Booking], count: int, groups: int) -> PhaseRe
     return report
 
 
+async def _offload_phase(queue: Queue[Scan], log: Callable[[str], None]) -> PhaseReport:
+    """One message twice SQS's 1 MiB limit: sent, received and acked through an S3 pointer."""
+    report = PhaseReport("offload", sent=1)
+    scan = Scan(name="page-1", pixels=bytes(range(256)) * 8_192)  # 2 MiB
+    started = time.perf_counter()
+    await queue.send(scan)
+    report.send_seconds = time.perf_counter() - started
+    with anyio.fail_after(_PHASE_TIMEOUT):
+        received = await queue.receive(1, wait=1)
+        while not received:
+            received = await queue.receive(1, wait=1)
+    [message] = received
+    report.received = report.distinct = 1
+    if message.payload is None:
+        report.problems.append("the message was not offloaded")
+    elif message.body != scan:
+        report.problems.append("the body read back differs from the body sent")
+    else:
+        where = f"s3://{message.payload.bucket}/{message.payload.key}"
+        log(f"offloaded a {len(message.raw_body):,}-byte JSON body (2 MiB of pixels) through {where}")
+    await message.ack()
+    report.total_seconds = time.perf_counter() - started
+    return report
+
+
 class Image(msgspec.Struct, frozen=True):
     """A typed demo event for the fanout phase."""
 
@@ -197,6 +230,7 @@ async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str],
         f"qfan-demo-orders-{suffix}", Order, dead_letter=dead_letters, max_receives=3, visibility_timeout=30
     )
     bookings = app.queue(f"qfan-demo-bookings-{suffix}.fifo", Booking, content_based_dedup=True)
+    scans = app.queue(f"qfan-demo-scans-{suffix}", Scan, offload=Offload(f"qfan-demo-{suffix}"))
     images = app.topic(f"qfan-demo-images-{suffix}", Image)
     fanout = {
         "thumbnails": app.queue(f"qfan-demo-thumbnails-{suffix}", Image),
@@ -209,13 +243,18 @@ async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str],
     events = max(3, messages // 10)
     shares = {"thumbnails": sum(1 for i in range(events) if i % 3 != 2), "faces": events, "metadata": events}
     async with app:
-        log(f"declared {orders.name} (dead letters: {dead_letters.name}), {bookings.name}")
+        log(
+            f"declared {orders.name} (dead letters: {dead_letters.name}), {bookings.name}, "
+            f"and {scans.name} (large bodies to S3 bucket qfan-demo-{suffix})"
+        )
         log(f"declared topic {images.name} fanning out to {', '.join(q.name for q in fanout.values())}")
         try:
             standard = await _standard_phase(orders, messages)
             log(standard.line())
             fifo = await _fifo_phase(bookings, messages, groups)
             log(fifo.line())
+            offload = await _offload_phase(scans, log)
+            log(offload.line())
             leftovers = await dead_letters.receive(10, wait=0)
             if leftovers:
                 standard.problems.append(f"{len(leftovers)} messages dead-lettered")
@@ -225,8 +264,8 @@ async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str],
         finally:
             with anyio.CancelScope(shield=True):
                 await images.delete()
-                demo_queues: list[Queue[Any]] = [orders, bookings, dead_letters, *fanout.values()]
+                demo_queues: list[Queue[Any]] = [orders, bookings, scans, dead_letters, *fanout.values()]
                 for queue in demo_queues:
                     await queue.delete()
         log(f"deleted the demo queues; FIFO order held in each of {groups} groups: {fifo.ok}")
-    return standard.ok and fifo.ok and fanned.ok
+    return standard.ok and fifo.ok and offload.ok and fanned.ok

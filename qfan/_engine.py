@@ -179,6 +179,8 @@ class WorkerEngine:
             try:
                 _ = message.body  # poison never reaches the handler, and never loops
             except MessageError as exc:
+                if exc.transient:  # e.g. its S3 payload was unavailable: it may be readable next time
+                    return await self._settle(message, exc)
                 await self._dead_letter(message, f"poison message: {exc}", exc)
                 return False
             started = time.monotonic()
@@ -230,7 +232,10 @@ class WorkerEngine:
                 _ = message.body
                 good.append(message)
             except MessageError as exc:
-                await self._dead_letter(message, f"poison message: {exc}", exc)
+                if exc.transient:
+                    await self._settle(message, exc)
+                else:
+                    await self._dead_letter(message, f"poison message: {exc}", exc)
         if not good:
             return
         started = time.monotonic()

@@ -10,8 +10,14 @@ Everything qfan raises derives from :class:`QfanError`::
     ├── MessageError                a problem with one message, found on this side of the wire
     │   ├── EncodeError             the value cannot be encoded
     │   ├── DecodeError             the body cannot be decoded into the wanted type (keeps the raw body)
-    │   ├── MessageTooLarge         body + attributes exceed the queue's MaximumMessageSize
-    │   └── ChecksumMismatch        the MD5 SQS reported differs from what was sent or received
+    │   ├── MessageTooLarge         body + attributes exceed MaximumMessageSize (or max_payload_size)
+    │   ├── ChecksumMismatch        the MD5 SQS reported differs from what was sent or received
+    │   └── PayloadError            an offloaded (S3) payload cannot be read; keeps bucket and key
+    │       ├── PayloadRefused      its bucket is not allowed: it was not fetched
+    │       ├── PayloadMissing      the S3 object does not exist (any more)
+    │       ├── PayloadTooLarge     the S3 object exceeds the policy's max_payload_size
+    │       ├── PayloadUnavailable  S3 failed to deliver it even after retries (transient)
+    │       └── PayloadPointerInvalid   the pointer body is malformed
     ├── BatchSendError              some messages of a send_many were not sent; says which
     ├── RequestTimeout              no reply to ``app.request`` in time
     ├── RemoteError                 the responder raised; keeps the remote type and message
@@ -27,6 +33,7 @@ Everything qfan raises derives from :class:`QfanError`::
         ├── InvalidParameter
         ├── BatchTooLarge
         ├── ReceiptHandleInvalid    the receipt handle is malformed or its message is no longer in flight
+        ├── ObjectNotFound          S3: no such bucket or key
         ├── Throttled               (transient)
         └── ServiceUnavailable      5xx, internal errors (transient)
 
@@ -54,6 +61,13 @@ __all__ = [
     "InvalidParameter",
     "MessageError",
     "MessageTooLarge",
+    "ObjectNotFound",
+    "PayloadError",
+    "PayloadMissing",
+    "PayloadPointerInvalid",
+    "PayloadRefused",
+    "PayloadTooLarge",
+    "PayloadUnavailable",
     "QfanError",
     "QueueConflict",
     "QueueNameExists",
@@ -149,24 +163,78 @@ class DecodeError(MessageError, ValueError):
 
 
 class MessageTooLarge(MessageError):
-    """Body plus attributes exceed what the queue accepts.
+    """Body plus attributes exceed what the queue accepts (or, offloaded, what its policy stores).
 
     Attributes:
         size: the message's size in bytes (body + attribute names, types and values).
-        limit: the queue's ``MaximumMessageSize``.
+        limit: the queue's ``MaximumMessageSize`` (or the offload policy's ``max_payload_size``).
     """
 
-    def __init__(self, size: int, limit: int, queue: str) -> None:
+    def __init__(self, size: int, limit: int, queue: str, *, what: str = "MaximumMessageSize") -> None:
         self.size = size
         self.limit = limit
         super().__init__(
-            f"message of {size} bytes (body + attributes) exceeds the {limit}-byte "
-            f"MaximumMessageSize of queue {queue!r}"
+            f"message of {size} bytes (body + attributes) exceeds the {limit}-byte {what} of queue {queue!r}"
         )
 
 
 class ChecksumMismatch(MessageError):
     """An MD5 digest reported by SQS does not match the message's content."""
+
+
+class PayloadError(MessageError):
+    """An offloaded message's payload (its body, stored in S3) cannot be read.
+
+    Raised when the message's ``body`` is accessed, so one bad message never affects the others received
+    with it.
+
+    Attributes:
+        bucket: the S3 bucket the pointer names (``None`` when the pointer is unreadable).
+        key: the S3 key the pointer names (``None`` when the pointer is unreadable).
+        raw_body: the pointer body exactly as it came off the queue.
+    """
+
+    def __init__(self, message: str, *, bucket: str | None, key: str | None, raw_body: str) -> None:
+        super().__init__(message)
+        self.bucket = bucket
+        self.key = key
+        self.raw_body = raw_body
+
+
+class PayloadRefused(PayloadError):
+    """The pointer names a bucket outside the policy's ``allowed_buckets``: nothing was fetched."""
+
+
+class PayloadMissing(PayloadError):
+    """The S3 object the pointer names does not exist (deleted, expired, or never written)."""
+
+
+class PayloadTooLarge(PayloadError):
+    """The S3 object is larger than the policy's ``max_payload_size``; it was not read.
+
+    Attributes:
+        size: the object's size in bytes.
+        limit: the policy's ``max_payload_size``.
+    """
+
+    def __init__(self, message: str, *, bucket: str, key: str, raw_body: str, size: int, limit: int) -> None:
+        super().__init__(message, bucket=bucket, key=key, raw_body=raw_body)
+        self.size = size
+        self.limit = limit
+
+
+class PayloadUnavailable(PayloadError):
+    """S3 did not deliver the payload even after retries (throttled, unavailable, connection lost).
+
+    Transient: the message is likely readable when it is delivered again; workers retry it rather than
+    dead-lettering it.
+    """
+
+    transient = True
+
+
+class PayloadPointerInvalid(PayloadError):
+    """The message carries the offload marker but its body is not a valid S3 pointer."""
 
 
 class BatchSendError(QfanError):
@@ -287,6 +355,10 @@ class BatchTooLarge(AwsError):
 
 class ReceiptHandleInvalid(AwsError):
     """The receipt handle is malformed, or its message is no longer in flight (it expired)."""
+
+
+class ObjectNotFound(AwsError):
+    """S3 has no such bucket or no such key."""
 
 
 class Throttled(AwsError):

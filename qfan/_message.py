@@ -10,6 +10,8 @@ from ._attributes import AttributeValue, from_wire
 from ._codec import Decoder
 from ._envelope import SnsEnvelope, looks_like_envelope, unwrap
 from ._exceptions import ChecksumMismatch, ConfigError, DecodeError, MessageError
+from ._payloads import Fetched
+from ._pointer import PayloadLocation
 from ._transport import ReceivedMessage, WireAttributes, corruption_of
 
 T = TypeVar("T")
@@ -24,7 +26,9 @@ class Settler(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def delete_receipt(self, receipt_handle: str) -> None: ...
+    async def delete_receipt(
+        self, receipt_handle: str, *, payload: PayloadLocation | None = None
+    ) -> None: ...
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
 
@@ -45,11 +49,17 @@ class Message(Generic[T]):
     The body is decoded on first access of :attr:`body`, so one undecodable message never prevents the
     others in the same receive from being handled; :attr:`raw_body` is always available.
 
+    An offloaded message (its body stored in S3, see :class:`qfan.Offload`) was fetched when it was
+    received: :attr:`raw_body` is the real body and :attr:`payload` says where it is stored. If the payload
+    could not be had, :attr:`raw_body` is the pointer and :attr:`body` raises the ``PayloadError``.
+
     Attributes:
         message_id: the SQS message id.
         receipt_handle: the handle that settles this delivery.
-        raw_body: the body as it came off the queue (an SNS envelope stays wrapped here).
-        attributes: the sender's message attributes (without qfan's content-type attribute).
+        raw_body: the body as it came off the queue (an SNS envelope stays wrapped here; an offloaded body
+            is the one fetched from S3).
+        payload: where an offloaded message's body is stored (``None`` when it was not offloaded).
+        attributes: the sender's message attributes (without qfan's content-type and offload markers).
         sns: topic ARN, SNS message id, timestamp and subject when SNS delivered the message non-raw.
         content_type: the body's content type (``None`` when the sender did not say).
         receive_count: how many times SQS has delivered this message (1 on first delivery).
@@ -64,17 +74,20 @@ class Message(Generic[T]):
     __slots__ = (
         "_body",
         "_decoder",
-        "_payload",
+        "_owns_payload",
         "_problem",
         "_settled",
         "_settler",
+        "_text",
         "_wire_attributes",
+        "_wire_body",
         "attributes",
         "content_type",
         "dedup_id",
         "first_received_at",
         "group_id",
         "message_id",
+        "payload",
         "queue",
         "raw_body",
         "receipt_handle",
@@ -84,13 +97,18 @@ class Message(Generic[T]):
         "sns",
     )
 
-    def __init__(self, raw: ReceivedMessage, decoder: Decoder[T], settler: Settler) -> None:
+    def __init__(
+        self, raw: ReceivedMessage, decoder: Decoder[T], settler: Settler, fetched: Fetched | None = None
+    ) -> None:
         system = raw.system_attributes
         self.message_id = raw.message_id
         self.receipt_handle = raw.receipt_handle
         self.raw_body = raw.body
         self.sns: SnsEnvelope | None = None
-        self._payload = raw.body
+        self.payload: PayloadLocation | None = None
+        self._owns_payload = True
+        self._wire_body = raw.body
+        self._text = raw.body  # what the decoder gets: unwrapped from an envelope, fetched from S3
         self._problem: MessageError | None = None
         corruption = corruption_of(raw.body, raw.md5_of_body, raw.attributes, raw.md5_of_attributes)
         attributes = raw.attributes
@@ -103,9 +121,14 @@ class Message(Generic[T]):
                 self._problem = exc
             else:
                 if unwrapped is not None:
-                    self._payload, attributes, self.sns = unwrapped
+                    self._text, attributes, self.sns = unwrapped
         self.attributes: dict[str, AttributeValue]
         self.attributes, self.content_type = from_wire(attributes)
+        if fetched is not None and corruption is None:  # offloaded, perhaps inside an SNS envelope
+            self.payload, self._problem = fetched.location, fetched.error
+            if fetched.body is not None:
+                self.raw_body = self._text = fetched.body
+                self.content_type = fetched.content_type
         self.receive_count = int(system.get("ApproximateReceiveCount", "1"))
         self.sent_at = _timestamp(system, "SentTimestamp")
         self.first_received_at = _timestamp(system, "ApproximateFirstReceiveTimestamp")
@@ -123,13 +146,14 @@ class Message(Generic[T]):
     def body(self) -> T:
         """The decoded body (unwrapped from an SNS envelope when SNS delivered it non-raw).
 
-        Raises ``DecodeError`` (undecodable body, malformed envelope) or ``ChecksumMismatch`` for a bad
-        message; other messages of the same receive are unaffected.
+        Raises ``DecodeError`` (undecodable body, malformed envelope), ``ChecksumMismatch`` or
+        ``PayloadError`` (an offloaded body that could not be had) for a bad message; other messages of the
+        same receive are unaffected.
         """
         if self._problem is not None:
             raise self._problem
         if self._body is _UNSET:
-            self._body = self._decoder.decode(self._payload, self.content_type)
+            self._body = self._decoder.decode(self._text, self.content_type)
         return self._body  # type: ignore[return-value]
 
     @property
@@ -141,10 +165,13 @@ class Message(Generic[T]):
         """Delete the message: it was handled. A second call does nothing.
 
         Raises ``ReceiptHandleInvalid`` when SQS reports the handle expired (the message may be redelivered).
+        An offloaded message's payload is deleted after the message, if its queue's policy says so (and
+        :meth:`retain_payload` was not called).
         """
         if self._settled:
             return
-        await self._settler.delete_receipt(self.receipt_handle)
+        payload = self.payload if self._owns_payload else None
+        await self._settler.delete_receipt(self.receipt_handle, payload=payload)
         self._settled = True
 
     async def nack(self, delay: int = 0) -> None:
@@ -161,6 +188,19 @@ class Message(Generic[T]):
         if self._settled:
             raise ConfigError(f"message {self.message_id} was already acked")
         await self._settler.change_visibility(self.receipt_handle, seconds)
+
+    def retain_payload(self) -> None:
+        """Keep an offloaded message's S3 payload when the message is acked.
+
+        For when a copy of the message (its pointer) lives on elsewhere, e.g. forwarded to a dead-letter
+        queue: the copy owns the payload now. :meth:`qfan.Queue.forward` calls this itself.
+        """
+        self._owns_payload = False
+
+    @property
+    def wire_body(self) -> str:
+        """The body exactly as it came off the wire: for an offloaded message, the S3 pointer."""
+        return self._wire_body
 
     @property
     def wire_attributes(self) -> WireAttributes:

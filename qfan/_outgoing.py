@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._attributes import AttributeValue, to_wire, wire_size
 from ._batching import MAX_BATCH_ENTRIES
 from ._codec import Encoder
 from ._exceptions import ChecksumMismatch, ConfigError, MessageTooLarge, QfanError
+from ._payloads import Payloads
+from ._pointer import PayloadLocation
 from ._transport import SentMessage, WireAttributes, md5_of_attributes, md5_of_body
 
 logger = logging.getLogger("qfan")
@@ -17,7 +20,10 @@ logger = logging.getLogger("qfan")
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message ready for SendMessageBatch; ``size`` is what counts towards SQS's limits."""
+    """One message ready for SendMessageBatch; ``size`` is what counts towards SQS's limits.
+
+    ``payload`` is where the real body went when ``body`` is an offload pointer.
+    """
 
     body: str
     attributes: WireAttributes
@@ -25,6 +31,7 @@ class Outgoing:
     delay: int | None
     group_id: str | None
     dedup_id: str | None
+    payload: PayloadLocation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +62,12 @@ def prepare(
     group_id: str | None,
     dedup_id: str | None,
     attributes: Mapping[str, AttributeValue] | None,
+    check_size: bool = True,
 ) -> Outgoing:
-    """Encode ``value`` and check everything SQS or SNS would reject, before any request is made."""
+    """Encode ``value`` and check everything SQS or SNS would reject, before any request is made.
+
+    With ``check_size`` false the size is left to :func:`fit`, which may offload the body first.
+    """
     name = destination.name
     if destination.fifo:
         if group_id is None:
@@ -74,10 +85,40 @@ def prepare(
             raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
     body, content_type = encoder.encode(value)
     wire = to_wire(attributes, content_type)
-    size = len(body.encode()) + wire_size(wire)
-    if size > destination.max_size:
-        raise MessageTooLarge(size, destination.max_size, name)
-    return Outgoing(body, wire, size, delay, group_id, dedup_id)
+    entry = Outgoing(body, wire, len(body.encode()) + wire_size(wire), delay, group_id, dedup_id)
+    if check_size:
+        _check_size(entry, destination)
+    return entry
+
+
+async def fit(entry: Outgoing, payloads: Payloads, destination: Destination) -> Outgoing:
+    """Offload the body to S3 if the policy wants it, then check that what SQS gets fits the queue."""
+    if not payloads.wants(entry.size):
+        _check_size(entry, destination)
+        return entry
+    offloaded = payloads.offload(entry.body, entry.attributes)
+    size = len(offloaded.body.encode()) + wire_size(offloaded.attributes)
+    dedup_id = entry.dedup_id
+    if dedup_id is None and destination.content_based_dedup:
+        # Each pointer names a fresh key, so SQS's hash of the pointer would never match: hash the real
+        # body instead, as content-based deduplication would have.
+        dedup_id = hashlib.sha256(entry.body.encode()).hexdigest()
+    entry = replace(
+        entry,
+        body=offloaded.body,
+        attributes=offloaded.attributes,
+        size=size,
+        dedup_id=dedup_id,
+        payload=offloaded.location,
+    )
+    _check_size(entry, destination)  # before uploading: attributes alone may be too large
+    await payloads.upload(offloaded)
+    return entry
+
+
+def _check_size(entry: Outgoing, destination: Destination) -> None:
+    if entry.size > destination.max_size:
+        raise MessageTooLarge(entry.size, destination.max_size, destination.name)
 
 
 def verify_sent(sent: SentMessage, entry: Outgoing, fifo: bool) -> str | QfanError:

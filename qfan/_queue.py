@@ -15,7 +15,10 @@ from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
 from ._exceptions import BatchSendError, ConfigError, MessageTooLarge, QfanError
 from ._message import MAX_VISIBILITY, Message
-from ._outgoing import Destination, Outgoing, chunks, prepare, verify_sent
+from ._offload import Offload
+from ._outgoing import Destination, Outgoing, chunks, fit, prepare, verify_sent
+from ._payloads import Payloads, fetch_all
+from ._pointer import PayloadLocation, split_receipt_handle
 from ._queue_options import QueueOptions
 from ._queue_policy import merge_sns_statement
 from ._transport import ReceiptEntry, SendEntry, SqsConnection, VisibilityEntry
@@ -24,14 +27,18 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _SEND_MANY_CONCURRENCY = 8
+_DEFAULT_RETENTION = 345_600  # SQS's default: 4 days
 
 
 class _Declared:
-    """Per-connection state of a declared queue: its info and its three coalescers."""
+    """Per-connection state of a declared queue: its info, its three coalescers, its payloads in S3."""
 
-    def __init__(self, queue: Queue[Any], connection: SqsConnection, info: QueueInfo) -> None:
+    def __init__(
+        self, queue: Queue[Any], connection: SqsConnection, info: QueueInfo, payloads: Payloads | None
+    ) -> None:
         self.connection = connection
         self.info = info
+        self.payloads = payloads
         self.destination = Destination(
             queue.name, queue.fifo, info.content_based_dedup, info.max_message_size
         )
@@ -62,6 +69,7 @@ class Queue(Generic[T]):
         format: Format,
         dead_letter: Queue[Any] | None,
         connect: Callable[[], SqsConnection],
+        offload: Offload | None = None,
     ) -> None:
         if dead_letter is not None and dead_letter.fifo != options.fifo:
             raise ConfigError(
@@ -70,6 +78,7 @@ class Queue(Generic[T]):
             )
         self.options = options
         self.dead_letter = dead_letter
+        self.offload = offload
         self._connect = connect
         self._encoder = Encoder(format)
         self._decoder: Decoder[T] = Decoder(type)
@@ -113,8 +122,42 @@ class Queue(Generic[T]):
                 if self.dead_letter is not None:
                     dead_letter_arn = (await self.dead_letter.declare()).arn
                 info = await declare_queue(connection, self.options, dead_letter_arn)
-                self._declared = _Declared(self, connection, info)
+                payloads = await self._declare_payloads(connection, info)
+                self._declared = _Declared(self, connection, info, payloads)
             return self._declared
+
+    async def _declare_payloads(self, connection: SqsConnection, info: QueueInfo) -> Payloads | None:
+        if self.offload is None:
+            return None
+        if connection.s3 is None:
+            raise ConfigError(
+                f"queue {self.name!r} offloads to S3 but its app opened no S3 client: "
+                "register offloading queues before entering the app"
+            )
+        payloads = Payloads(
+            self.offload,
+            connection.s3,
+            connection.retry,
+            queue=self.name,
+            max_message_size=info.max_message_size,
+        )
+        await payloads.declare(self._longest_life(info))
+        return payloads
+
+    def _longest_life(self, info: QueueInfo) -> int:
+        """Seconds a message may exist: its retention here, plus its dead-letter queue's if it has one
+        (a FIFO dead-letter queue restarts the clock, so the sum is the bound for both kinds)."""
+        seconds = int(info.attributes.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
+        if self.dead_letter is not None:
+            dead = self.dead_letter.info.attributes
+            seconds += int(dead.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
+        return seconds
+
+    @property
+    def payload_delete_failures(self) -> int:
+        """Offloaded payloads whose S3 delete failed after their message was acked (see the log)."""
+        declared = self._declared
+        return 0 if declared is None or declared.payloads is None else declared.payloads.delete_failures
 
     async def attributes(self) -> dict[str, str]:
         """The queue's current attributes, e.g. ``ApproximateNumberOfMessages`` (not cached)."""
@@ -192,7 +235,10 @@ class Queue(Generic[T]):
             group_id=group_id,
             dedup_id=dedup_id,
             attributes=attributes,
+            check_size=state.payloads is None,
         )
+        if state.payloads is not None:
+            entry = await fit(entry, state.payloads, state.destination)
         return await state.sends.submit(entry)
 
     async def send_many(
@@ -206,9 +252,10 @@ class Queue(Generic[T]):
     ) -> list[str]:
         """Send many messages in full batches and return their ids, in order.
 
-        Every value is encoded and checked before anything is sent. On a FIFO queue, batches go out one
-        after another, so the queue holds the values in iteration order. Raises ``BatchSendError``
-        (which says which values were not sent) if any value failed.
+        Every value is encoded and checked (and, on an offloading queue, every large body uploaded to S3)
+        before anything is sent. On a FIFO queue, batches go out one after another, so the queue holds
+        the values in iteration order. Raises ``BatchSendError`` (which says which values were not sent)
+        if any value failed.
 
         Args:
             dedup_id: a function giving each value's FIFO deduplication id.
@@ -223,9 +270,12 @@ class Queue(Generic[T]):
                 group_id=group_id,
                 dedup_id=dedup_id(v) if dedup_id else None,
                 attributes=attributes,
+                check_size=state.payloads is None,
             )
             for v in values
         ]
+        if state.payloads is not None:
+            entries = await self._fit_all(entries, state.payloads, state.destination)
         results: list[str | QfanError] = [""] * len(entries)
         limiter = anyio.CapacityLimiter(1 if self.fifo else _SEND_MANY_CONCURRENCY)
 
@@ -239,6 +289,27 @@ class Queue(Generic[T]):
         if any(isinstance(r, QfanError) for r in results):
             raise BatchSendError(results)
         return [r for r in results if isinstance(r, str)]
+
+    async def _fit_all(
+        self, entries: list[Outgoing], payloads: Payloads, destination: Destination
+    ) -> list[Outgoing]:
+        """Offload what needs it, uploading in parallel; if one fails, nothing is sent, uploads are undone."""
+        fitted: list[Outgoing | None] = [None] * len(entries)
+        failures: list[QfanError] = []
+
+        async def fit_one(index: int, entry: Outgoing) -> None:
+            try:
+                fitted[index] = await fit(entry, payloads, destination)
+            except QfanError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for index, entry in enumerate(entries):
+                tg.start_soon(fit_one, index, entry)
+        if failures:
+            await payloads.discard([e.payload for e in fitted if e is not None and e.payload is not None])
+            raise failures[0]
+        return [e for e in fitted if e is not None]
 
     async def _send_batch(self, batch: Sequence[Outgoing]) -> list[str | QfanError]:
         state = await self._state()
@@ -271,20 +342,27 @@ class Queue(Generic[T]):
 
         On a FIFO queue the copy keeps the message's group and is deduplicated by the original message id,
         so forwarding the same delivery twice enqueues one copy.
+
+        An offloaded message is forwarded as it travelled, as a pointer to its S3 payload, and the payload
+        then belongs to the copy: acking the original no longer deletes it.
         """
         state = await self._state()
         dropped = set(exclude)
         kept = {name: value for name, value in message.wire_attributes.items() if name not in dropped}
         wire = {**kept, **encode_attributes(attributes)}
         check_count(wire)
-        size = len(message.raw_body.encode()) + wire_size(wire)
+        size = len(message.wire_body.encode()) + wire_size(wire)
         if size > state.info.max_message_size:
             raise MessageTooLarge(size, state.info.max_message_size, self.name)
         group_id = message.group_id if self.fifo else None
         dedup_id = message.message_id if self.fifo else None
         if self.fifo and group_id is None:
             group_id = message.message_id  # from a standard queue: each copy is its own group
-        return await state.sends.submit(Outgoing(message.raw_body, wire, size, None, group_id, dedup_id))
+        message_id = await state.sends.submit(
+            Outgoing(message.wire_body, wire, size, None, group_id, dedup_id)
+        )
+        message.retain_payload()
+        return message_id
 
     # -- receiving ------------------------------------------------------------------------------------
 
@@ -320,7 +398,8 @@ class Queue(Generic[T]):
                 visibility_timeout=visibility,
             )
         )
-        return [Message(m, decoder, self) for m in raw]
+        fetched = await fetch_all(raw, state.payloads)
+        return [Message(m, decoder, self, f) for m, f in zip(raw, fetched, strict=True)]
 
     def consume(
         self, *, prefetch: int = 10, wait: int | None = None, visibility: int | None = None
@@ -334,13 +413,31 @@ class Queue(Generic[T]):
 
     # -- settling (used by Message) -------------------------------------------------------------------
 
-    async def delete_receipt(self, receipt_handle: str) -> None:
-        """Delete one message by receipt handle (coalesced into DeleteMessageBatch)."""
-        await (await self._state()).deletes.submit(receipt_handle)
+    async def delete_receipt(self, receipt_handle: str, *, payload: PayloadLocation | None = None) -> None:
+        """Delete one message by receipt handle (coalesced into DeleteMessageBatch), then its payload.
+
+        The message is deleted first: if that fails, the payload stays, so the message can still be read
+        when it is delivered again. The payload (``payload``, or the one named in a receipt handle in AWS's
+        Java format) is then deleted if the queue's offload policy says so and allows its bucket; a failure
+        there is logged and counted (:attr:`payload_delete_failures`), never raised.
+        """
+        state = await self._state()
+        handle, marked = split_receipt_handle(receipt_handle)
+        await state.deletes.submit(handle)
+        location = payload or marked
+        payloads = state.payloads
+        if location is None or payloads is None or not payloads.policy.delete_payload_on_ack:
+            return
+        if payloads.policy.allows(location.bucket):
+            await payloads.delete(location)
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None:
-        """Set one message's visibility timeout (coalesced into ChangeMessageVisibilityBatch)."""
-        await (await self._state()).visibility.submit((receipt_handle, seconds))
+        """Set one message's visibility timeout (coalesced into ChangeMessageVisibilityBatch).
+
+        Receipt handles in AWS's Java extended-client format are accepted.
+        """
+        handle, _ = split_receipt_handle(receipt_handle)
+        await (await self._state()).visibility.submit((handle, seconds))
 
     async def _delete_batch(self, handles: Sequence[str]) -> list[QfanError | None]:
         state = await self._state()

@@ -4,7 +4,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
+
+import anyio.to_thread
+
+from qfan import Offload
+
+from .helpers import AppFactory
+from .support.aws import raw_client
 
 
 def qfan(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -56,6 +64,7 @@ def test_demo_against_an_endpoint(endpoint_url: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo passed" in result.stdout
     assert "0 missing" in result.stdout
+    assert "offloaded a " in result.stdout
 
 
 def test_demo_on_the_embedded_emulator() -> None:
@@ -63,3 +72,43 @@ def test_demo_on_the_embedded_emulator() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "embedded emulator (moto)" in result.stdout
     assert "FIFO order held in each of 4 groups: True" in result.stdout
+    [offload] = [line for line in result.stdout.splitlines() if line.startswith("offload ")]
+    assert offload.endswith("OK")
+
+
+async def test_receive_reads_offloaded_bodies_from_the_buckets_it_is_given(
+    make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str]
+) -> None:
+    bucket = f"qfan-test-{uuid.uuid4().hex[:12]}"
+    app = make_app()
+    queue = app.queue(unique_name(), offload=Offload(bucket, always=True))
+    async with app:
+        await queue.send_many([{"large": "body"}, {"large": "body"}])
+    where = ["--endpoint-url", endpoint_url, "--region", "us-east-1"]
+
+    refused = await anyio.to_thread.run_sync(lambda: qfan("receive", queue.name, "--wait", "2", *where))
+    assert refused.returncode == 0, refused.stderr
+    assert "refused: the queue has no offload policy" in json.loads(refused.stdout)["body"]["error"]
+
+    read = await anyio.to_thread.run_sync(
+        lambda: qfan(
+            "receive",
+            queue.name,
+            "--wait",
+            "5",
+            "--ack",
+            "--offload-bucket",
+            "other-bucket",
+            "--offload-bucket",
+            bucket,
+            *where,
+        )
+    )
+    assert read.returncode == 0, read.stderr
+    record = json.loads(read.stdout)
+    assert record["body"] == {"large": "body"}
+    assert record["payload"].startswith(f"s3://{bucket}/")
+    async with raw_client("s3", endpoint_url) as s3:  # --ack deleted that payload, not the unacked one
+        listed = await s3.list_objects_v2(Bucket=bucket)
+    assert [f"s3://{bucket}/{item['Key']}" for item in listed["Contents"]] != [record["payload"]]
+    assert len(listed["Contents"]) == 1

@@ -121,3 +121,45 @@ def test_attribute_rules() -> None:
             to_wire(bad, "text/plain")  # type: ignore[arg-type]
     with pytest.raises(qfan.ConfigError, match="at most 9"):
         to_wire({f"a{i}": "v" for i in range(10)}, "text/plain")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"bucket": "Upper"}, "invalid S3 bucket name"),
+        ({"bucket": "ab"}, "invalid S3 bucket name"),
+        ({"bucket": "a..b"}, "invalid S3 bucket name"),
+        ({"bucket": "ok-bucket", "prefix": "sp ace/"}, "invalid offload prefix"),
+        ({"bucket": "ok-bucket", "prefix": "p" * 989}, "invalid offload prefix"),
+        ({"bucket": "ok-bucket", "threshold": -1}, "threshold"),
+        ({"bucket": "ok-bucket", "threshold": "big"}, "threshold"),
+        ({"bucket": "ok-bucket", "marker": "S3Size"}, "marker"),
+        ({"bucket": "ok-bucket", "max_payload_size": 0}, "max_payload_size"),
+        ({"bucket": "ok-bucket", "allowed_buckets": ["Bad_Bucket"]}, "invalid S3 bucket name"),
+        ({"bucket": "ok-bucket", "expire_with_retention": True}, "needs a prefix"),
+    ],
+)
+def test_offload_policy_is_validated(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(qfan.ConfigError, match=message):
+        qfan.Offload(**options)
+
+
+def test_offload_policy_allows_its_own_bucket_and_the_listed_ones() -> None:
+    policy = qfan.Offload("own-bucket", allowed_buckets=["partner-bucket"])
+    assert policy.allows("own-bucket")
+    assert policy.allows("partner-bucket")
+    assert not policy.allows("other-bucket")
+    assert qfan.Offload("own-bucket", allowed_buckets="partner-bucket").allows("partner-bucket")
+    assert policy.threshold_for(1_048_576) == 1_048_576  # "auto": the queue's own limit
+    assert qfan.Offload("own-bucket", threshold=300_000).threshold_for(262_144) == 262_144
+    assert qfan.Offload("own-bucket", encryption="alias/payloads").put_encryption() == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "alias/payloads",
+    }
+
+
+def test_s3_error_codes_map_into_the_tree() -> None:
+    assert isinstance(error_for_code("NoSuchKey", ""), qfan.ObjectNotFound)
+    assert isinstance(error_for_code("NoSuchBucket", ""), qfan.ObjectNotFound)
+    assert isinstance(error_for_code("SlowDown", "", status=503), qfan.Throttled)
+    assert isinstance(error_for_code("AccessDenied", "", status=403), qfan.AccessDenied)

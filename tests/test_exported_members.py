@@ -40,6 +40,15 @@ EXPECTED = {
     "Message",
     "MessageError",
     "MessageTooLarge",
+    "ObjectNotFound",
+    "Offload",
+    "PayloadError",
+    "PayloadLocation",
+    "PayloadMissing",
+    "PayloadPointerInvalid",
+    "PayloadRefused",
+    "PayloadTooLarge",
+    "PayloadUnavailable",
     "QfanError",
     "Queue",
     "QueueConflict",
@@ -73,5 +82,5 @@ def test_every_exception_is_in_the_one_tree() -> None:
         for name in qfan.__all__
         if isinstance(getattr(qfan, name), type) and issubclass(getattr(qfan, name), BaseException)
     ]
-    assert len(exceptions) >= 18
+    assert len(exceptions) >= 24
     assert all(issubclass(exc, qfan.QfanError) for exc in exceptions)

@@ -1,22 +1,25 @@
 """The transport layer: the only code in qfan that speaks the AWS wire."""
 
-from ._base import SqsControlPlane, SqsDataPlane
+from ._base import ObjectStore, SqsControlPlane, SqsDataPlane
 from ._botocore import BotocoreSqs, open_sqs
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
 from ._connection import SnsConnection, SqsConnection
 from ._errors import error_for_code, map_aws_errors
 from ._retry import RetryPolicy
+from ._s3 import BotocoreS3, open_s3
 from ._settings import ConnectionSettings, resolve_endpoint
 from ._sns import BotocoreSns, open_sns
 from ._types import (
     BatchResult,
     EntryFailure,
+    LifecycleChange,
     PublishedMessage,
     PublishEntry,
     ReceiptEntry,
     ReceivedMessage,
     SendEntry,
     SentMessage,
+    StoredObject,
     VisibilityEntry,
     WireAttribute,
     WireAttributes,
@@ -24,10 +27,13 @@ from ._types import (
 
 __all__ = [
     "BatchResult",
+    "BotocoreS3",
     "BotocoreSns",
     "BotocoreSqs",
     "ConnectionSettings",
     "EntryFailure",
+    "LifecycleChange",
+    "ObjectStore",
     "PublishEntry",
     "PublishedMessage",
     "ReceiptEntry",
@@ -39,6 +45,7 @@ __all__ = [
     "SqsConnection",
     "SqsControlPlane",
     "SqsDataPlane",
+    "StoredObject",
     "VisibilityEntry",
     "WireAttribute",
     "WireAttributes",
@@ -47,6 +54,7 @@ __all__ = [
     "map_aws_errors",
     "md5_of_attributes",
     "md5_of_body",
+    "open_s3",
     "open_sns",
     "open_sqs",
     "resolve_endpoint",

@@ -1,4 +1,5 @@
-"""The transport seam: the hot SQS operations, kept together so a leaner implementation can replace them."""
+"""The transport seam: the hot SQS operations, kept together so a leaner implementation can replace them,
+and the S3 object operations of offloaded payloads."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Protocol
 
 from ._types import (
     BatchResult,
+    LifecycleChange,
     ReceiptEntry,
     ReceivedMessage,
     SendEntry,
     SentMessage,
+    StoredObject,
     VisibilityEntry,
 )
 
@@ -73,3 +76,25 @@ class SqsControlPlane(Protocol):
     async def list_dead_letter_source_queues(self, queue_url: str) -> list[str]: ...
 
     async def start_message_move_task(self, source_arn: str, destination_arn: str | None) -> str: ...
+
+
+class ObjectStore(Protocol):
+    """The S3 calls that offloaded payloads need; one request per call, errors mapped."""
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        encryption: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+    async def get_object(self, bucket: str, key: str, *, max_size: int) -> StoredObject: ...
+
+    async def delete_object(self, bucket: str, key: str) -> None: ...
+
+    async def create_bucket(self, bucket: str) -> None: ...
+
+    async def update_lifecycle_rules(self, bucket: str, change: LifecycleChange) -> None: ...

@@ -25,6 +25,7 @@ from .._exceptions import (
     BatchTooLarge,
     ConfigError,
     InvalidParameter,
+    ObjectNotFound,
     QueueNameExists,
     QueueNotFound,
     ReceiptHandleInvalid,
@@ -38,6 +39,8 @@ from .._exceptions import (
 _CODE_CLASSES: dict[str, type[AwsError]] = {
     **dict.fromkeys(("QueueDoesNotExist", "NonExistentQueue", "NoSuchQueue"), QueueNotFound),
     **dict.fromkeys(("QueueNameExists", "QueueAlreadyExists"), QueueNameExists),
+    # S3 answers a GetObject/HeadObject on a missing key with NoSuchKey (or a bare 404 for HEAD).
+    **dict.fromkeys(("NoSuchKey", "NoSuchBucket", "404", "NotFound"), ObjectNotFound),
     **dict.fromkeys(
         (
             "AccessDenied",
@@ -48,6 +51,8 @@ _CODE_CLASSES: dict[str, type[AwsError]] = {
             "InvalidSecurity",
             "ExpiredToken",
             "KmsAccessDenied",
+            "AllAccessDisabled",
+            "InvalidAccessKeyId",
         ),
         AccessDenied,
     ),
@@ -73,6 +78,11 @@ _CODE_CLASSES: dict[str, type[AwsError]] = {
             "KmsInvalidState",
             "KmsNotFound",
             "KmsDisabled",
+            "InvalidArgument",
+            "InvalidBucketName",
+            "InvalidRequest",
+            "EntityTooLarge",
+            "KMS.NotFoundException",
         ),
         InvalidParameter,
     ),
@@ -103,6 +113,7 @@ _CODE_CLASSES: dict[str, type[AwsError]] = {
             "ServiceUnavailable",
             "ServiceUnavailableException",
             "RequestTimeout",
+            "ServiceUnavailableError",
         ),
         ServiceUnavailable,
     ),

@@ -6,8 +6,8 @@ can fill them directly from the wire without going through botocore's dictionari
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -87,6 +87,24 @@ class ReceivedMessage(msgspec.Struct, frozen=True, gc=False):
     system_attributes: Mapping[str, str]
     md5_of_body: str | None = None
     md5_of_attributes: str | None = None
+
+
+class StoredObject(msgspec.Struct, frozen=True, gc=False):
+    """An object read from S3, or only its size when it exceeded the read limit.
+
+    Attributes:
+        size: the object's size in bytes, as S3 reported it.
+        data: the object's bytes; ``None`` when ``size`` exceeded the limit and nothing was read.
+        content_type: the object's ``Content-Type``.
+    """
+
+    size: int
+    data: bytes | None
+    content_type: str | None
+
+
+LifecycleChange = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+"""Turns a bucket's lifecycle rules (as S3 spells them) into the rules it should have."""
 
 
 class PublishEntry(msgspec.Struct, frozen=True, gc=False):

@@ -6,7 +6,9 @@ dropped before or after the server acted, per-entry batch failures, corrupted bo
 
 It runs its own event loop in a background thread, so the test's event loop (pytest-asyncio / anyio) is
 never blocked by it and never shares state with it. Faults are armed per SQS operation, matched on the
-``X-Amz-Target`` header (``AmazonSQS.<Op>``), and consumed in order by the next matching requests, so a
+``X-Amz-Target`` header (``AmazonSQS.<Op>``), or per S3 HTTP method as ``s3:GET``, ``s3:PUT``, ``s3:DELETE``
+(S3 requests have no target; they are answered with S3's XML errors), and consumed in order by the next
+matching requests, so a
 test that arms ``n`` faults gets exactly ``n`` faulted requests. Every request is recorded before the client
 can see its outcome, so after an awaited call returns its record is already in ``proxy.requests``.
 """
@@ -121,11 +123,25 @@ class RecordedRequest:
     body: bytes
     status: int | None
     fault: FaultKind | None = None
+    method: str = "POST"
+    path: str = "/"
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def operation(self) -> str | None:
         """``SendMessageBatch`` for ``AmazonSQS.SendMessageBatch``; ``None`` without an ``X-Amz-Target``."""
         return None if self.target is None else self.target.rpartition(".")[2]
+
+    @property
+    def bucket(self) -> str | None:
+        """The S3 bucket a path-style S3 request addressed (``None`` for SQS requests)."""
+        if self.target is not None:
+            return None
+        return self.path.split("?")[0].split("/")[1] or None
+
+    def header(self, name: str) -> str | None:
+        """The value of request header ``name`` (case-insensitive), ``None`` when absent."""
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
 def _operation(target: str | None) -> str | None:
@@ -160,6 +176,10 @@ class Proxy:
         """The requests for one SQS operation, e.g. ``calls("SendMessageBatch")``."""
         return [r for r in self.requests if r.operation == operation]
 
+    def s3_calls(self, bucket: str, method: str | None = None) -> list[RecordedRequest]:
+        """The S3 requests on ``bucket`` or its objects, optionally of one HTTP method."""
+        return [r for r in self.requests if r.bucket == bucket and (method is None or r.method == method)]
+
     def clear(self) -> None:
         """Forget recorded requests and disarm all faults (a request in flight is still recorded later)."""
         with self._lock:
@@ -186,20 +206,28 @@ class Proxy:
 
     # -- the proxy itself (runs in the proxy's thread) -------------------------------------------------
 
-    def _take_fault(self, target: str | None) -> Fault | None:
-        if target is None:
-            return None
+    def _take_fault(self, target: str | None, method: str) -> Fault | None:
         with self._lock:
+            if target is None:
+                armed = self._faults.get(f"s3:{method}")
+                return armed.popleft() if armed else None
             for operation, armed in self._faults.items():
                 if armed and target.endswith("." + operation):
                     return armed.popleft()
         return None
 
-    def _record(self, target: str | None, body: bytes, status: int | None, fault: Fault | None) -> None:
+    def _record(self, request: web.Request, body: bytes, status: int | None, fault: Fault | None) -> None:
+        recorded = RecordedRequest(
+            request.headers.get("X-Amz-Target"),
+            body,
+            status,
+            None if fault is None else fault.kind,
+            request.method,
+            request.rel_url.raw_path_qs,
+            tuple(request.headers.items()),
+        )
         with self._lock:
-            self._requests.append(
-                RecordedRequest(target, body, status, None if fault is None else fault.kind)
-            )
+            self._requests.append(recorded)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -212,26 +240,27 @@ class Proxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         target = request.headers.get("X-Amz-Target")
-        fault = self._take_fault(target)
+        fault = self._take_fault(target, request.method)
         if fault is not None and not fault.forwards:
             if fault.kind == "reset_before":
-                self._record(target, body, None, fault)
+                self._record(request, body, None, fault)
                 return self._drop(request, hard=fault.hard)
-            self._record(target, body, fault.status, fault)
-            return self._error(fault)
+            response = self._error(fault) if target is not None else self._s3_error(fault)
+            self._record(request, body, response.status, fault)
+            return response
         try:
             status, headers, payload = await self._forward(request, body)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            self._record(target, body, 502, fault)
+            self._record(request, body, 502, fault)
             return web.Response(status=502, text=f"test proxy: upstream failed: {exc!r}")
         if fault is not None and fault.kind == "reset_after":
-            self._record(target, body, status, fault)
+            self._record(request, body, status, fault)
             return self._drop(request, hard=fault.hard)
         if fault is not None and fault.kind == "fail_entry":
             payload = self._fail_entry(payload, fault)
         elif fault is not None and fault.kind == "corrupt_body":
             payload = self._corrupt_body(payload)
-        self._record(target, body, status, fault)
+        self._record(request, body, status, fault)
         return web.Response(status=status, body=payload, headers=headers)
 
     async def _forward(self, request: web.Request, body: bytes) -> tuple[int, CIMultiDict[str], bytes]:
@@ -296,6 +325,17 @@ class Proxy:
                 "x-amzn-RequestId": str(uuid.uuid4()),
             },
         )
+
+    @staticmethod
+    def _s3_error(fault: Fault) -> web.Response:
+        """S3's XML error shape: ``SlowDown`` (503) for throttling, else ``InternalError``."""
+        code, status = ("SlowDown", 503) if fault.kind == "throttle" else ("InternalError", fault.status)
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></Error>"
+        )
+        return web.Response(status=status, body=xml.encode(), headers={"Content-Type": "application/xml"})
 
     async def serve(self, started: threading.Event, stop: asyncio.Event) -> None:
         """Listen on a free loopback port until ``stop`` is set; ``started`` is set once listening."""

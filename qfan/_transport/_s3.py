@@ -1,0 +1,135 @@
+"""S3 for offloaded payloads: put, capped get and delete of objects, and idempotent bucket declaration.
+
+Like the SQS side, each method makes exactly one request (retrying is the caller's job) and maps errors
+with ``map_aws_errors``. Addressing is path-style, which every emulator and every AWS region accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+
+from .._exceptions import AwsError
+from ._errors import map_aws_errors
+from ._settings import ConnectionSettings
+from ._types import LifecycleChange, StoredObject
+
+# Answers to CreateBucket meaning "it is already there, and it is yours" (us-east-1 says nothing at all).
+_OWN_BUCKET = frozenset({"BucketAlreadyOwnedByYou"})
+_NO_LIFECYCLE = frozenset({"NoSuchLifecycleConfiguration"})
+
+
+class BotocoreS3:
+    """The few S3 calls payload offloading needs, over an aiobotocore client."""
+
+    def __init__(self, client: Any, region: str) -> None:
+        self._client = client
+        self._region = region
+        self._lifecycle_lock = anyio.Lock()
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        encryption: Mapping[str, str] | None = None,
+    ) -> None:
+        """PutObject; ``encryption`` holds the ``ServerSideEncryption``/``SSEKMSKeyId`` parameters."""
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, **(encryption or {})}
+        if content_type is not None:
+            params["ContentType"] = content_type
+        with map_aws_errors("PutObject"):
+            await self._client.put_object(**params)
+
+    async def get_object(self, bucket: str, key: str, *, max_size: int) -> StoredObject:
+        """GetObject, reading the body only when it is at most ``max_size`` bytes."""
+        with map_aws_errors("GetObject"):
+            response = await self._client.get_object(Bucket=bucket, Key=key)
+            size = int(response.get("ContentLength", 0))
+            content_type = response.get("ContentType")
+            async with response["Body"] as stream:
+                if size > max_size:
+                    return StoredObject(size, None, content_type)  # closing the stream drops the rest
+                data: bytes = await stream.read()
+        if len(data) > max_size:  # the length header lied: still never hand out more than the limit
+            return StoredObject(len(data), None, content_type)
+        return StoredObject(size, data, content_type)
+
+    async def delete_object(self, bucket: str, key: str) -> None:
+        """DeleteObject (S3 answers success for a key that is already gone)."""
+        with map_aws_errors("DeleteObject"):
+            await self._client.delete_object(Bucket=bucket, Key=key)
+
+    async def create_bucket(self, bucket: str) -> None:
+        """CreateBucket in the client's region; a bucket this account already owns is fine."""
+        params: dict[str, Any] = {"Bucket": bucket}
+        if self._region != "us-east-1":  # us-east-1 is the one region that refuses a LocationConstraint
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
+        try:
+            with map_aws_errors("CreateBucket"):
+                await self._client.create_bucket(**params)
+        except AwsError as exc:
+            if exc.code not in _OWN_BUCKET:
+                raise
+
+    async def update_lifecycle_rules(self, bucket: str, change: LifecycleChange) -> None:
+        """Read the bucket's lifecycle rules, apply ``change``, and write the result back.
+
+        Two requests, serialised per client so that queues declared concurrently on one bucket do not
+        overwrite each other's rules (S3 only replaces the whole configuration).
+        """
+        async with self._lifecycle_lock:
+            try:
+                with map_aws_errors("GetBucketLifecycleConfiguration"):
+                    response = await self._client.get_bucket_lifecycle_configuration(Bucket=bucket)
+                rules = list(response.get("Rules", []))
+            except AwsError as exc:
+                if exc.code not in _NO_LIFECYCLE:
+                    raise
+                rules = []
+            changed = change(rules)
+            if changed == rules:
+                return
+            with map_aws_errors("PutBucketLifecycleConfiguration"):
+                await self._client.put_bucket_lifecycle_configuration(
+                    Bucket=bucket, LifecycleConfiguration={"Rules": changed}
+                )
+
+
+@asynccontextmanager
+async def open_s3(settings: ConnectionSettings) -> AsyncIterator[BotocoreS3]:
+    """Open one pooled aiobotocore S3 client (path-style, botocore retries off) for the block."""
+    session = AioSession(profile=settings.profile)
+    region = settings.resolve_region(session.get_config_variable("region"))
+    config = AioConfig(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=settings.max_connections,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        tcp_keepalive=True,
+        s3={"addressing_style": "path"},
+        # A plain Content-Length upload with its checksum in a header: no aws-chunked bodies, which some
+        # emulators and proxies mishandle.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            session.create_client(
+                "s3",
+                region_name=region,
+                endpoint_url=settings.endpoint("s3"),
+                aws_access_key_id=settings.access_key_id,
+                aws_secret_access_key=settings.secret_access_key,
+                aws_session_token=settings.session_token,
+                config=config,
+            )
+        )
+        yield BotocoreS3(client, region)
