@@ -201,6 +201,7 @@ class App:
         throughput_scope: ThroughputScope | None = None,
         tags: Mapping[str, str] | None = None,
         format: Format = "json",
+        offload: Offload | None = None,
     ) -> Topic[Any]:
         """Register an SNS topic and return its handle (declared when the app opens, or on first use).
 
@@ -213,11 +214,14 @@ class App:
             throughput_scope: FIFO: ``"Topic"`` or ``"MessageGroup"`` (high throughput).
             tags: topic tags (set on creation).
             format: ``"json"`` or ``"msgpack"`` for bodies that are not ``str``/``bytes``.
+            offload: publish bodies over SNS's 256 KiB limit through S3, in the format AWS's SNS extended
+                client writes; subscribed queues read them when their own ``offload`` policy allows the
+                bucket.
         """
         if name in self._topics:
             raise ConfigError(f"topic {name!r} is already registered on this app: reuse its handle")
         options = TopicOptions(name, fifo, content_based_dedup, kms_key, throughput_scope, dict(tags or {}))
-        topic: Topic[Any] = Topic(options, format=format, connect=self._sns_connection)
+        topic: Topic[Any] = Topic(options, format=format, connect=self._sns_connection, offload=offload)
         self._topics[name] = topic
         return topic
 
@@ -566,14 +570,15 @@ class App:
         async with AsyncExitStack() as stack:
             sqs = await stack.enter_async_context(open_sqs(self.settings))
             s3: ObjectStore | None = None
-            if any(queue.offload is not None for queue in self._queues.values()):
+            policies = [q.offload for q in self._queues.values()] + [t.offload for t in self._topics.values()]
+            if any(policy is not None for policy in policies):
                 s3 = await stack.enter_async_context(open_s3(self.settings))
             self._connection = SqsConnection(
                 data=sqs, control=sqs, retry=self.retry, linger=self.linger, s3=s3
             )
             if self._topics:  # SNS is only connected to when the app has topics
                 sns = await stack.enter_async_context(open_sns(self.settings))
-                self._sns = SnsConnection(sns=sns, retry=self.retry, linger=self.linger)
+                self._sns = SnsConnection(sns=sns, retry=self.retry, linger=self.linger, s3=s3)
             try:
                 if self.declare_on_start:
                     await self.declare()

@@ -50,6 +50,13 @@ class Subscription:
     def __post_init__(self) -> None:
         if self.topic.fifo and not self.queue.fifo:
             raise ConfigError(f"FIFO topic {self.topic.name!r} can only deliver to FIFO queues")
+        shared = self.topic.offload is not None and self.queue.offload is not None
+        if shared and self.queue.offload is not None and self.queue.offload.delete_payload_on_ack:
+            raise ConfigError(
+                f"{self.name}: the topic's offloaded payloads are shared by every subscribed queue, so a "
+                "subscriber must not delete them: give the queue Offload(..., delete_payload_on_ack=False) "
+                "(the topic's expiry rule removes them)"
+            )
         if self.filter_scope not in ("MessageAttributes", "MessageBody"):
             raise ConfigError(
                 f"filter_scope must be 'MessageAttributes' or 'MessageBody', not {self.filter_scope!r}"

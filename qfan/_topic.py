@@ -13,7 +13,9 @@ from ._attributes import AttributeValue
 from ._batching import Coalescer
 from ._codec import Encoder, Format
 from ._exceptions import BatchSendError, ConfigError, QfanError, TopicConflict
-from ._outgoing import Destination, Outgoing, chunks, prepare
+from ._offload import Offload
+from ._outgoing import Destination, Outgoing, chunks, fit, prepare
+from ._payloads import Payloads
 from ._queue_options import attribute_differences
 from ._transport import PublishEntry, SnsConnection
 
@@ -23,6 +25,8 @@ SNS_MAX_MESSAGE_SIZE = 262_144
 """SNS's limit for one message, body plus attributes (256 KiB)."""
 
 ThroughputScope = Literal["Topic", "MessageGroup"]
+
+_MAX_RETENTION = 1_209_600
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +76,12 @@ class TopicInfo:
 
 
 class _Declared:
-    def __init__(self, topic: Topic[Any], connection: SnsConnection, info: TopicInfo) -> None:
+    def __init__(
+        self, topic: Topic[Any], connection: SnsConnection, info: TopicInfo, payloads: Payloads | None
+    ) -> None:
         self.connection = connection
         self.info = info
+        self.payloads = payloads
         self.destination = Destination(
             topic.name,
             topic.fifo,
@@ -95,9 +102,15 @@ class Topic(Generic[T]):
     """A handle on one SNS topic; create it with :meth:`qfan.App.topic`."""
 
     def __init__(
-        self, options: TopicOptions, *, format: Format, connect: Callable[[], SnsConnection]
+        self,
+        options: TopicOptions,
+        *,
+        format: Format,
+        connect: Callable[[], SnsConnection],
+        offload: Offload | None = None,
     ) -> None:
         self.options = options
+        self.offload = offload
         self._connect = connect
         self._encoder = Encoder(format)
         self._declared: _Declared | None = None
@@ -133,8 +146,21 @@ class Topic(Generic[T]):
             return self._declared
         async with self._lock:
             if self._declared is None or self._declared.connection is not connection:
-                self._declared = _Declared(self, connection, await self._declare(connection))
+                info = await self._declare(connection)
+                self._declared = _Declared(self, connection, info, await self._payloads(connection))
             return self._declared
+
+    async def _payloads(self, conn: SnsConnection) -> Payloads | None:
+        if self.offload is None:
+            return None
+        if conn.s3 is None:
+            raise ConfigError(f"topic {self.name!r} offloads to S3 but its app opened no S3 client")
+        payloads = Payloads(
+            self.offload, conn.s3, conn.retry, queue=self.name, max_message_size=SNS_MAX_MESSAGE_SIZE
+        )
+        # Subscribed queues keep messages at most 14 days: payloads must outlive any of them.
+        await payloads.declare(_MAX_RETENTION)
+        return payloads
 
     async def _declare(self, conn: SnsConnection) -> TopicInfo:
         sns, retry, wanted = conn.sns, conn.retry, self.options.attributes()
@@ -179,7 +205,10 @@ class Topic(Generic[T]):
             group_id=group_id,
             dedup_id=dedup_id,
             attributes=attributes,
+            check_size=state.payloads is None,
         )
+        if state.payloads is not None:
+            entry = await fit(entry, state.payloads, state.destination)
         return await state.publishes.submit((entry, subject))
 
     async def publish_many(
@@ -200,9 +229,12 @@ class Topic(Generic[T]):
                 group_id=group_id,
                 dedup_id=None,
                 attributes=attributes,
+                check_size=state.payloads is None,
             )
             for v in values
         ]
+        if state.payloads is not None:
+            entries = [await fit(entry, state.payloads, state.destination) for entry in entries]
         results: list[str | QfanError] = [""] * len(entries)
         limiter = anyio.CapacityLimiter(1 if self.fifo else 8)
 

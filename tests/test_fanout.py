@@ -246,3 +246,31 @@ async def test_declare_dry_run_changes_nothing_and_matches_what_declare_does(
     assert all(line.startswith("unchanged") for line in after.stdout.splitlines()[:-1])
     assert after.stdout.splitlines()[-1] == "dry run: 0 change(s) planned, nothing applied"
     assert os.environ["QFAN_TEST_PREFIX"] == prefix
+
+
+async def test_a_large_payload_via_the_topic_reaches_every_subscribed_queue(
+    make_app: AppFactory, unique_name: Callable[..., str]
+) -> None:
+    import uuid
+
+    bucket = f"qfan-test-{uuid.uuid4().hex[:12]}"
+    app = make_app()
+    topic = app.topic(unique_name("t"), Image, offload=qfan.Offload(bucket))
+    reader = qfan.Offload(bucket, delete_payload_on_ack=False)  # every subscriber reads the same object
+    raw = app.queue(unique_name("raw"), Image, offload=reader)
+    wrapped = app.queue(unique_name("wrapped"), Image, offload=reader)
+    with pytest.raises(qfan.ConfigError, match="delete_payload_on_ack=False"):
+        app.subscribe(topic, app.queue(unique_name("deleting"), Image, offload=qfan.Offload(bucket)))
+    app.subscribe(topic, raw)
+    app.subscribe(topic, wrapped, raw=False)
+    big = Image("huge.png", "x" * 300_000)  # over SNS's 256 KiB: published through S3
+    small = Image("small.png", "png")
+    async with app:
+        await topic.publish(big, attributes={"kind": "png"})
+        await topic.publish(small)
+        for queue in (raw, wrapped):
+            received = {m.body.key: m for m in await drain(queue, expect=2)}
+            assert received["huge.png"].body == big
+            assert received["huge.png"].payload is not None  # it came through S3
+            assert received["huge.png"].attributes == {"kind": "png"}
+            assert received["small.png"].payload is None

@@ -36,3 +36,4 @@ class SnsConnection:
     sns: BotocoreSns
     retry: RetryPolicy
     linger: float
+    s3: ObjectStore | None = None
