@@ -10,7 +10,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 
 from ._errors import map_aws_errors
-from ._settings import ConnectionSettings
+from ._settings import ConnectionSettings, Service
 from ._types import (
     BatchResult,
     EntryFailure,
@@ -224,8 +224,8 @@ class BotocoreSqs:
         return str(response["TaskHandle"])
 
 
-def client_config(settings: ConnectionSettings) -> AioConfig:
-    """The client configuration every qfan client shares.
+def client_config(settings: ConnectionSettings, **extra: Any) -> AioConfig:
+    """The client configuration every qfan client shares, plus service-specific ``extra`` settings.
 
     botocore's retries are disabled (one attempt): qfan's ``RetryPolicy`` is the only retry layer.
     """
@@ -235,20 +235,28 @@ def client_config(settings: ConnectionSettings) -> AioConfig:
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         tcp_keepalive=True,
+        **extra,
     )
+
+
+@asynccontextmanager
+async def open_client(settings: ConnectionSettings, service: Service, **config: Any) -> AsyncIterator[Any]:
+    """One pooled aiobotocore client for ``service``: endpoint, region and credentials the AWS way."""
+    session = AioSession(profile=settings.profile)
+    async with session.create_client(
+        service,
+        region_name=settings.resolve_region(session.get_config_variable("region")),
+        endpoint_url=settings.endpoint(service),
+        aws_access_key_id=settings.access_key_id,
+        aws_secret_access_key=settings.secret_access_key,
+        aws_session_token=settings.session_token,
+        config=client_config(settings, **config),
+    ) as client:
+        yield client
 
 
 @asynccontextmanager
 async def open_sqs(settings: ConnectionSettings) -> AsyncIterator[BotocoreSqs]:
     """Open one pooled aiobotocore SQS client for the lifetime of the block."""
-    session = AioSession(profile=settings.profile)
-    async with session.create_client(
-        "sqs",
-        region_name=settings.resolve_region(session.get_config_variable("region")),
-        endpoint_url=settings.endpoint("sqs"),
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-        aws_session_token=settings.session_token,
-        config=client_config(settings),
-    ) as client:
+    async with open_client(settings, "sqs") as client:
         yield BotocoreSqs(client)

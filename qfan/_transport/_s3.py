@@ -7,14 +7,13 @@ with ``map_aws_errors``. Addressing is path-style, which every emulator and ever
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 
 from .._exceptions import AwsError
+from ._botocore import open_client
 from ._errors import map_aws_errors
 from ._settings import ConnectionSettings
 from ._types import LifecycleChange, StoredObject
@@ -106,30 +105,13 @@ class BotocoreS3:
 @asynccontextmanager
 async def open_s3(settings: ConnectionSettings) -> AsyncIterator[BotocoreS3]:
     """Open one pooled aiobotocore S3 client (path-style, botocore retries off) for the block."""
-    session = AioSession(profile=settings.profile)
-    region = settings.resolve_region(session.get_config_variable("region"))
-    config = AioConfig(
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=settings.max_connections,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        tcp_keepalive=True,
+    async with open_client(
+        settings,
+        "s3",
         s3={"addressing_style": "path"},
         # A plain Content-Length upload with its checksum in a header: no aws-chunked bodies, which some
         # emulators and proxies mishandle.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-    )
-    async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(
-            session.create_client(
-                "s3",
-                region_name=region,
-                endpoint_url=settings.endpoint("s3"),
-                aws_access_key_id=settings.access_key_id,
-                aws_secret_access_key=settings.secret_access_key,
-                aws_session_token=settings.session_token,
-                config=config,
-            )
-        )
-        yield BotocoreS3(client, region)
+    ) as client:
+        yield BotocoreS3(client, client.meta.region_name)

@@ -6,9 +6,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from aiobotocore.session import AioSession
-
-from ._botocore import client_config, wire_to_boto
+from ._botocore import open_client, wire_to_boto
 from ._errors import map_aws_errors
 from ._settings import ConnectionSettings
 from ._types import BatchResult, EntryFailure, PublishedMessage, PublishEntry
@@ -131,15 +129,6 @@ class BotocoreSns:
 
 @asynccontextmanager
 async def open_sns(settings: ConnectionSettings) -> AsyncIterator[BotocoreSns]:
-    """Open one pooled aiobotocore SNS client for the lifetime of the block (botocore retries off)."""
-    session = AioSession(profile=settings.profile)
-    async with session.create_client(
-        "sns",
-        region_name=settings.resolve_region(session.get_config_variable("region")),
-        endpoint_url=settings.endpoint("sns"),
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-        aws_session_token=settings.session_token,
-        config=client_config(settings),
-    ) as client:
+    """Open one pooled aiobotocore SNS client for the lifetime of the block."""
+    async with open_client(settings, "sns") as client:
         yield BotocoreSns(client)
