@@ -1,4 +1,4 @@
-"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive and demo."""
+"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive, sweep-reply-queues, demo."""
 
 from __future__ import annotations
 
@@ -177,6 +177,15 @@ async def _declare(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _sweep(args: argparse.Namespace) -> int:
+    async with _app(args) as app:
+        swept = await app.sweep_reply_queues(args.idle)
+    for url in swept:
+        print(f"deleted {url}")
+    print(f"swept {len(swept)} reply queue(s) idle for more than {args.idle:g} s")
+    return 0
+
+
 async def _redrive(args: argparse.Namespace) -> int:
     app = _app(args)
     dead = app.queue(args.queue, create=False)
@@ -270,6 +279,11 @@ def _parser() -> argparse.ArgumentParser:
     declare.add_argument("app", metavar="MODULE:APP", help="where the qfan.App lives")
     declare.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     declare.set_defaults(run=_declare)
+
+    sweep = commands.add_parser("sweep-reply-queues", help="delete reply queues left by crashed processes")
+    sweep.add_argument("--idle", type=float, default=600.0, help="heartbeat older than this many seconds")
+    connection(sweep)
+    sweep.set_defaults(run=_sweep)
 
     dlq = commands.add_parser("dlq", help="dead-letter queue tools")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")

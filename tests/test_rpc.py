@@ -10,6 +10,7 @@ import pytest
 import qfan
 
 from .helpers import AppFactory
+from .test_cli import qfan as qfan_cli
 
 
 class Resize(msgspec.Struct):
@@ -145,7 +146,16 @@ async def test_reply_queue_is_deleted_on_shutdown_and_orphans_are_swept(
     orphan = sweeper.queue(f"qfan-reply-{unique_name('crashed')}", tags={"qfan:heartbeat": stale})
     alive = sweeper.queue(f"qfan-reply-{unique_name('alive')}", tags={"qfan:heartbeat": fresh})
     async with sweeper:
-        swept = await sweeper.sweep_reply_queues(idle_seconds=3600)
-        assert orphan.info.url in swept
-        assert alive.info.url not in swept
-        assert await alive.attributes()  # still there
+        pass
+    endpoint = sweeper.settings.endpoint("sqs") or ""
+    result = await anyio.to_thread.run_sync(
+        lambda: qfan_cli(
+            "sweep-reply-queues", "--idle", "3600", "--endpoint-url", endpoint, "--region", "us-east-1"
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"deleted {orphan.info.url}" in result.stdout
+    assert alive.info.url not in result.stdout
+    async with make_app() as again:
+        assert await again.queue(alive.name, create=False).declare()  # still there
+        assert await again.sweep_reply_queues(idle_seconds=3600) == []  # the orphan is gone
