@@ -71,6 +71,7 @@ def log(line: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = settings_from(args)
+    started = time.time()
     scenarios = args.scenario or list(SCENARIOS)
     clients = args.client or list(CLIENTS)
     command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else list(argv))
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServerUnavailable as exc:
         log(f"cannot run the benchmark: {exc}")
         return 2
-    document = results_document(server, settings, cells, command)
+    document = results_document(server, settings, cells, command, started)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(document, indent=2))
     (out / "results.md").write_text(markdown(document))

@@ -319,10 +319,13 @@ async def run_matrix(
     return cells
 
 
-def results_document(server: Server, settings: Settings, cells: list[Cell], command: str) -> dict[str, Any]:
+def results_document(
+    server: Server, settings: Settings, cells: list[Cell], command: str, started: float
+) -> dict[str, Any]:
     return {
         "command": command,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "duration_s": round(time.time() - started),
         "machine": machine(),
         "server": {"name": server.name, "version": server.version, "endpoint_url": server.endpoint_url},
         "settings": asdict(settings),

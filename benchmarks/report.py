@@ -7,7 +7,7 @@ from typing import Any
 
 
 def _num(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
+    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def summary_table(document: dict[str, Any]) -> str:
@@ -110,9 +110,10 @@ def chart(document: dict[str, Any], path: Path) -> str | None:
         axes[0].bar(xs, rate, width, label=client)
         axes[1].bar(xs, cpu, width, label=client)
     axes[0].set_ylabel("messages / s (wall)")
-    axes[0].set_yscale("log")
     axes[1].set_ylabel("client CPU µs / message")
-    axes[1].set_yscale("log")
+    if results:
+        axes[0].set_yscale("log")
+        axes[1].set_yscale("log")
     axes[1].set_xticks(range(len(scenarios)), scenarios)
     axes[0].legend(ncol=4, fontsize="small")
     axes[0].set_title(f"qfan benchmarks on {document['server']['version']} (missing bar: not available)")

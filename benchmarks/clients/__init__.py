@@ -13,6 +13,7 @@ from ..common import Job, NotAvailable, Outcome
 
 CLIENTS: dict[str, str] = {
     "qfan": "qfan (this library): send_many / worker",
+    "qfan-send": "qfan: one send() per message from concurrent tasks, coalesced",
     "boto3-naive": "boto3, one call per message",
     "boto3-batched": "boto3, batches of 10, one thread",
     "aiobotocore": "aiobotocore, batches of 10, concurrent tasks",
@@ -23,6 +24,7 @@ CLIENTS: dict[str, str] = {
 
 _MODULES = {
     "qfan": "qfan_client",
+    "qfan-send": "qfan_client",
     "boto3-naive": "boto3_client",
     "boto3-batched": "boto3_client",
     "aiobotocore": "aiobotocore_client",
@@ -35,9 +37,12 @@ _MODULES = {
 def scenario_function(client: str, scenario: str) -> Callable[[Job], Outcome]:
     """The function that runs ``scenario`` for ``client``; raises NotAvailable (with why) if there is none."""
     module = importlib.import_module(f"{__name__}.{_MODULES[client]}")
-    variant = client.replace("-", "_")
-    function = getattr(module, f"{scenario}_{variant}", None) or getattr(module, scenario, None)
+    variant = f"{scenario}_{client.replace('-', '_')}"  # a client-specific function or reason wins
+    reasons: dict[str, str] = getattr(module, "UNAVAILABLE", {})
+    function = getattr(module, variant, None)
+    if function is None and variant in reasons:
+        raise NotAvailable(reasons[variant])
+    function = function or getattr(module, scenario, None)
     if function is None:
-        reasons: dict[str, str] = getattr(module, "UNAVAILABLE", {})
-        raise NotAvailable(reasons.get(scenario) or reasons.get(f"{scenario}_{variant}") or "not implemented")
+        raise NotAvailable(reasons.get(scenario, "not implemented"))
     return function  # type: ignore[no-any-return]
