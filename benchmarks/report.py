@@ -57,7 +57,8 @@ def scenario_tables(document: dict[str, Any]) -> str:
             )
             left = f" (left in queue: {r['left_in_queue']})" if r.get("left_in_queue") else ""
             parts.append(
-                f"| {r['client']} | {r['messages']:,} | {_num(r['msgs_per_s'])} | {_num(r['cpu_us_per_msg'])} | "
+                f"| {r['client']} | {r['messages']:,} | {_num(r['msgs_per_s'])} | "
+                f"{_num(r['cpu_us_per_msg'])} | "
                 f"{_num(r['server_cpu_us_per_msg'])} | {_num(r['peak_rss_mb'])} | {r['lost']}{left} | "
                 f"{r['duplicates']} | {latency} | {_notes(r)} |"
             )
@@ -89,7 +90,7 @@ def markdown(document: dict[str, Any]) -> str:
 
 
 def chart(document: dict[str, Any], path: Path) -> str | None:
-    """Grouped bars per scenario: msgs/s (top) and client CPU µs per message (bottom). Returns why not, if not."""
+    """Grouped bars per scenario: msgs/s (top), client CPU µs per message (bottom); or why there is none."""
     try:
         import matplotlib
 

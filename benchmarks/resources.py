@@ -73,7 +73,7 @@ class Admin:
                     Endpoint=arn,
                     Attributes={"RawMessageDelivery": "true"},
                 )
-        if scenario == "offload":
+        if scenario in ("offload", "rpc"):  # rpc: taskiq's result backend is S3
             made.bucket = name
             await self.s3.create_bucket(Bucket=name)
         return made

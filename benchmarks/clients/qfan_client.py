@@ -91,7 +91,7 @@ def _work(job: Job, *, preload: bool) -> Outcome:
                             queue.send_many, [payload(i, job.body_bytes) for i in range(job.messages)]
                         )
                     last, done = time.monotonic(), 0
-                    while stats.succeeded < job.messages and time.monotonic() - last < _IDLE:  # noqa: ASYNC110
+                    while stats.succeeded < job.messages and time.monotonic() - last < _IDLE:
                         await anyio.sleep(0.002)
                         if stats.succeeded != done:
                             last, done = time.monotonic(), stats.succeeded
