@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from ..common import Job, Meter, Outcome, body_text
+from ..common import Job, Meter, NotAvailable, Outcome, body_text
 
 UNAVAILABLE = {
     "rpc": "boto3 has no request/response; see the aiobotocore row for a hand-written one",
@@ -121,6 +121,10 @@ def fanout(job: Job) -> Outcome:
 def offload_boto3_batched(job: Job) -> Outcome:
     """The inline baseline for large payloads: no S3, just big SQS messages (SQS allows 1 MiB)."""
     sqs = _client(job)
+    attributes = sqs.get_queue_attributes(QueueUrl=job.queue_url, AttributeNames=["MaximumMessageSize"])
+    limit = int(attributes["Attributes"]["MaximumMessageSize"])
+    if limit < job.body_bytes + 1024:
+        raise NotAvailable(f"this server caps SQS messages at {limit:,} bytes: the payload cannot go inline")
     per_batch = max(1, min(10, OFFLOAD_BATCH_BYTES // (job.body_bytes + 512)))
     seen: list[int] = []
     with Meter() as meter:
