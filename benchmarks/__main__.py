@@ -36,10 +36,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--scenario", action="append", choices=SCENARIOS, help="repeatable; default all")
     p.add_argument("--client", action="append", choices=CLIENTS, help="repeatable; default all")
-    p.add_argument("--messages", type=int, help="N for publish, consume and e2e (default 5000)")
-    p.add_argument("--fanout-messages", type=int, help="N for fanout (default 2000)")
-    p.add_argument("--rpc-messages", type=int, help="requests for rpc, split over the concurrencies (600)")
-    p.add_argument("--offload-messages", type=int, help="N for offload (default 150)")
+    p.add_argument("--messages", type=int, help="N for publish, consume and e2e (default 10000)")
+    p.add_argument("--fanout-messages", type=int, help="N for fanout (default 3000)")
+    p.add_argument("--rpc-messages", type=int, help="requests for rpc, split over the concurrencies (900)")
+    p.add_argument("--offload-messages", type=int, help="N for offload (default 200)")
     p.add_argument("--body-bytes", type=int, help="body size for all but offload (default 200)")
     p.add_argument("--concurrency", type=int, help="tasks/concurrency for the concurrent clients (16)")
     p.add_argument("--timeout", type=float, help="seconds before a client process is killed (180)")
@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     scenarios = args.scenario or list(SCENARIOS)
     clients = args.client or list(CLIENTS)
-    command = "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    command = " ".join(
+        ["python -m benchmarks", shlex.join(sys.argv[1:] if argv is None else list(argv))]
+    ).strip()
     out = args.out or ROOT / "benchmarks" / "results" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     if args.real_aws and args.endpoint_url:
         log("--real-aws and --endpoint-url exclude each other")
@@ -100,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.copytree(out, latest)
     sys.stdout.write(markdown(document))
     log(f"results: {out}/results.json, results.md" + ("" if why_not else ", chart.png"))
-    failed = [c for c in cells if c.status == "error" or c.lost or c.duplicates]
+    failed = [c for c in cells if c.status == "error" or c.lost or c.duplicates or c.left_in_queue]
     return 1 if failed else 0
 
 

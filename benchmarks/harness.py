@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Settings:
-    messages: int = 5000
-    fanout_messages: int = 2000
-    rpc_messages: int = 600
-    offload_messages: int = 150
+    messages: int = 10_000
+    fanout_messages: int = 3000
+    rpc_messages: int = 900
+    offload_messages: int = 200
     body_bytes: int = 200
     offload_bytes: int = 300 * 1024
     concurrency: int = 16

@@ -27,7 +27,7 @@ def summary_table(document: dict[str, Any]) -> str:
             if r is None:
                 cells.append("")
             elif r["status"] == "ok":
-                flag = " ⚠" if r["lost"] or r["duplicates"] else ""
+                flag = " ⚠" if r["lost"] or r["duplicates"] or r.get("left_in_queue") else ""
                 cells.append(f"{_num(r['msgs_per_s'])}/s · {_num(r['cpu_us_per_msg'])} µs{flag}")
             else:
                 cells.append("n/a" if r["status"] == "n/a" else "error")
@@ -80,7 +80,8 @@ def markdown(document: dict[str, Any]) -> str:
         f"`{document['command']}` on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
         f"server {s['version']}, {document['started']}.\n",
         "Each cell: messages per second (wall) · client CPU µs per message (user+sys of the client process "
-        "over the measured phase). ⚠ marks lost or duplicated messages.\n",
+        "over the measured phase). ⚠ marks lost or duplicated messages, or messages left in the queue after "
+        "the client acked them all.\n",
         summary_table(document),
         "",
         scenario_tables(document),
