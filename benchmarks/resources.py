@@ -45,7 +45,8 @@ class Admin:
 
         session = get_session()
         kwargs: dict[str, Any] = {"region_name": self.region, "endpoint_url": self.endpoint_url}
-        s3_config = AioConfig(s3={"addressing_style": "path"}, max_pool_connections=32)
+        s3 = {"addressing_style": "path"} if self.endpoint_url else {}  # emulators want path style
+        s3_config = AioConfig(s3=s3, max_pool_connections=32)
         async with (
             session.create_client("sqs", config=AioConfig(max_pool_connections=32), **kwargs) as self.sqs,
             session.create_client("sns", **kwargs) as self.sns,
@@ -72,6 +73,9 @@ class Admin:
                 arn = (await self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]))[
                     "Attributes"
                 ]["QueueArn"]
+                # AWS delivers from SNS only where the queue's policy allows it (emulators don't check).
+                policy = _allow_topic(arn, made.topic_arn)
+                await self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
                 await self.sns.subscribe(
                     TopicArn=made.topic_arn,
                     Protocol="sqs",
@@ -80,7 +84,10 @@ class Admin:
                 )
         if scenario in ("offload", "rpc"):  # rpc: taskiq's result backend is S3
             made.bucket = name
-            await self.s3.create_bucket(Bucket=name)
+            location = {}
+            if self.region != "us-east-1":  # S3's one region that refuses a location constraint
+                location = {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+            await self.s3.create_bucket(Bucket=name, **location)
         return made
 
     async def _queue(self, name: str, attributes: dict[str, str] | None = None) -> str:
@@ -135,6 +142,23 @@ class Admin:
             for item in (listing or {}).get("Contents", []):
                 await _quietly(self.s3.delete_object(Bucket=made.bucket, Key=item["Key"]))
             await _quietly(self.s3.delete_bucket(Bucket=made.bucket))
+
+
+def _allow_topic(queue_arn: str, topic_arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+                }
+            ],
+        }
+    )
 
 
 def _ids(body: str) -> list[int]:

@@ -8,6 +8,7 @@ extra is not part of ``.[test]``) report "not installed" instead of running; qfa
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,3 +59,16 @@ def test_every_scenario_and_client_at_tiny_size(emulator: Emulator, harness: obj
     markdown = (tmp_path / "results.md").read_text()
     for client in document["clients"]:
         assert f"| {client} |" in markdown
+
+
+def test_qfan_bench_runs_the_harness_of_this_checkout() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "qfan", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--server" in result.stdout
+    assert "fauxqs" in result.stdout
