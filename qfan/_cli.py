@@ -221,6 +221,31 @@ async def _local(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - sleep_forever only ends by cancellation
 
 
+def _bench(argv: list[str]) -> int:
+    """``qfan bench ARGS``: the benchmark harness (``python -m benchmarks ARGS``) of a source checkout.
+
+    The harness lives in the repository's ``benchmarks/`` folder, which the installed package does not
+    contain; this finds it next to an editable install (``pip install -e``) or on ``sys.path``.
+    """
+    import importlib
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "benchmarks" / "__main__.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    try:
+        harness = importlib.import_module("benchmarks.__main__")
+    except ImportError:
+        print(
+            "qfan bench: the benchmark harness is not part of the installed package; run it from a clone "
+            "of the repository (pip install -e '.[bench]', then qfan bench or python -m benchmarks)",
+            file=sys.stderr,
+        )
+        return 2
+    result: int = harness.main(argv)
+    return result
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qfan", description="Async, typed, batching messaging on AWS SQS.")
     parser.add_argument("--version", action="version", version=f"qfan {_version()}")
@@ -301,6 +326,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--groups", type=int, default=8, help="FIFO message groups (default 8)")
     connection(demo)
     demo.set_defaults(run=_demo)
+
+    # Listed for --help only: main() hands "bench ..." to the harness before this parser runs.
+    commands.add_parser("bench", help="throughput benchmarks against other clients (source checkout only)")
     return parser
 
 
@@ -312,7 +340,10 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qfan`` console script."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        return _bench(arguments[1:])
+    args = _parser().parse_args(arguments)
     command: Callable[[argparse.Namespace], Awaitable[int]] = args.run
     try:
         return anyio.run(command, args)
