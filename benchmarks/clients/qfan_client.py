@@ -1,8 +1,6 @@
 """qfan, as its README shows it: ``send_many`` for bulk publishing, ``send`` from concurrent tasks (the
-``qfan-send`` row: every call coalesced into batches), and a worker for consuming.
-
-When a scenario lands in qfan (SNS topics, request/response, S3 offload), its implementation is one
-function here named after the scenario; until then ``UNAVAILABLE`` says why the cell is empty.
+``qfan-send`` row: every call coalesced into batches), a worker for consuming, ``publish_many`` to a topic,
+``app.request`` with ``@app.responder``, and an ``Offload`` policy for large payloads.
 """
 
 from __future__ import annotations
@@ -10,12 +8,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..common import Job, Meter, Outcome, payload
+from ..common import Job, Meter, Outcome, payload, percentile
 
 UNAVAILABLE = {
-    "fanout": "not available in this qfan version: SNS topics are not implemented yet",
-    "rpc": "not available in this qfan version: request/response is not implemented yet",
-    "offload": "not available in this qfan version: S3 offload is being built (branch offload)",
+    "fanout_qfan_send": "same publisher as the qfan row",
+    "rpc_qfan_send": "same requester as the qfan row",
+    "offload_qfan_send": "same client as the qfan row",
     "consume_qfan_send": "same consumer as the qfan row",
     "e2e_qfan_send": "same worker as the qfan row",
 }
@@ -109,3 +107,88 @@ def consume(job: Job) -> Outcome:
 
 def e2e(job: Job) -> Outcome:
     return _work(job, preload=False)
+
+
+def fanout(job: Job) -> Outcome:
+    import anyio
+
+    async def main() -> Outcome:
+        app = _app(job)
+        topic = app.topic(job.topic_arn.rpartition(":")[2])
+        async with app:
+            with Meter() as meter:
+                await topic.publish_many([payload(i, job.body_bytes) for i in range(job.messages)])
+        return meter.outcome(job.messages)
+
+    return anyio.run(main)
+
+
+def rpc(job: Job) -> Outcome:
+    """``app.request`` against an ``@app.responder`` in the same process, at each concurrency in turn."""
+    import anyio
+
+    async def main() -> Outcome:
+        app = _app(job)
+        queue = app.queue(job.queue_name)
+        latencies: dict[str, list[float]] = {}
+        answered: list[int] = []
+
+        @app.responder(queue, concurrency=32)
+        async def answer(body: dict[str, Any]) -> dict[str, Any]:
+            return body
+
+        total = 0
+        async with app, anyio.create_task_group() as tg:
+            tg.start_soon(lambda: app.run(stats_interval=None))
+            with Meter() as meter:
+                per_level = max(1, job.messages // max(1, len(job.rpc_concurrencies)))
+                for concurrency in job.rpc_concurrencies:
+                    samples: list[float] = []
+                    latencies[f"c={concurrency}"] = samples
+                    pending = list(range(total, total + per_level))
+                    total += per_level
+
+                    async def requester(pending: list[int] = pending, samples: list[float] = samples) -> None:
+                        while pending:
+                            bid = pending.pop()
+                            started = time.perf_counter()
+                            reply = await app.request(queue, payload(bid, job.body_bytes), timeout=30)
+                            samples.append((time.perf_counter() - started) * 1000)
+                            answered.append(reply["bid"])
+
+                    async with anyio.create_task_group() as requesters:
+                        for _ in range(concurrency):
+                            requesters.start_soon(requester)
+            app.stop()
+        notes = "; ".join(
+            f"c={c.split('=')[1]}: p50 {percentile(s, 50):.1f} ms p99 {percentile(s, 99):.1f} ms"
+            for c, s in latencies.items()
+            if s
+        )
+        return meter.outcome(total, answered, latencies_ms=latencies, notes=notes)
+
+    return anyio.run(main)
+
+
+def offload(job: Job) -> Outcome:
+    """Send through S3 above the AWS clients' 256 KiB default threshold, then receive, read and ack."""
+    import anyio
+
+    import qfan
+
+    async def main() -> Outcome:
+        app = _app(job)
+        queue = app.queue(job.queue_name, offload=qfan.Offload(job.bucket, threshold=262_144))
+        seen: list[int] = []
+        async with app:
+            with Meter() as meter:
+                await queue.send_many([payload(i, job.body_bytes) for i in range(job.messages)])
+                async with queue.consume(prefetch=10, wait=1) as messages:
+                    async for message in messages:
+                        seen.append(message.body["bid"])
+                        await message.ack()
+                        if len(set(seen)) >= job.messages:
+                            break
+        return meter.outcome(job.messages, seen, notes="S3 offload (put + pointer, get, delete object)")
+
+    return anyio.run(main)
