@@ -42,6 +42,7 @@ logger = logging.getLogger("qfan")
 
 DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SOURCE = DEAD_LETTER_ATTRIBUTES
 _MAX_REASON = 1_000
+_GATHER_SLOTS = 0.003
 
 
 class WorkerEngine:
@@ -100,12 +101,12 @@ class WorkerEngine:
         while True:
             await self._slots.acquire()
             want = 1
-            while want < self._per_receive:
-                try:
-                    self._slots.acquire_nowait()
-                except anyio.WouldBlock:
-                    break
-                want += 1
+            # Gather free slots for a moment before receiving: with fast handlers slots free up one by
+            # one, and a receive per freed slot would multiply the calls (each costs far more than waiting).
+            with anyio.move_on_after(_GATHER_SLOTS):
+                while want < self._per_receive:
+                    await self._slots.acquire()
+                    want += 1
             try:
                 messages = await self.queue._receive(
                     self._decoder, want, self.worker.receive_wait, self._visibility
