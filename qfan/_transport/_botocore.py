@@ -47,7 +47,31 @@ def _boto_to_wire(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, Wire
     }
 
 
-def _failures(response: Mapping[str, Any]) -> list[EntryFailure]:
+def fifo_fields(group_id: str | None, dedup_id: str | None) -> dict[str, str]:
+    """The FIFO (and fair-queue) fields of a batch entry, when set; shared by SQS and SNS batches."""
+    fields = {}
+    if group_id is not None:
+        fields["MessageGroupId"] = group_id
+    if dedup_id is not None:
+        fields["MessageDeduplicationId"] = dedup_id
+    return fields
+
+
+async def collect_pages(operation: str, call: Any, key: str, **params: Any) -> list[Any]:
+    """Every item under ``key`` across a ``NextToken``-paginated list call."""
+    items: list[Any] = []
+    token: str | None = None
+    while True:
+        with map_aws_errors(operation):
+            response = await call(**params, **({"NextToken": token} if token else {}))
+        items.extend(response.get(key, ()))
+        token = response.get("NextToken")
+        if not token:
+            return items
+
+
+def entry_failures(response: Mapping[str, Any]) -> list[EntryFailure]:
+    """The ``Failed`` entries of a batch response (SQS and SNS use the same shape)."""
     return [
         EntryFailure(
             id=failed["Id"],
@@ -75,10 +99,7 @@ class BotocoreSqs:
                 item["MessageAttributes"] = wire_to_boto(entry.attributes)
             if entry.delay_seconds is not None:
                 item["DelaySeconds"] = entry.delay_seconds
-            if entry.group_id is not None:
-                item["MessageGroupId"] = entry.group_id
-            if entry.dedup_id is not None:
-                item["MessageDeduplicationId"] = entry.dedup_id
+            item.update(fifo_fields(entry.group_id, entry.dedup_id))
             request.append(item)
         with map_aws_errors("SendMessageBatch"):
             response = await self._client.send_message_batch(QueueUrl=queue_url, Entries=request)
@@ -93,7 +114,7 @@ class BotocoreSqs:
                 )
                 for ok in response.get("Successful", ())
             ],
-            failed=_failures(response),
+            failed=entry_failures(response),
         )
 
     async def receive(
@@ -134,7 +155,7 @@ class BotocoreSqs:
             response = await self._client.delete_message_batch(QueueUrl=queue_url, Entries=request)
         return BatchResult(
             succeeded=[ok["Id"] for ok in response.get("Successful", ())],
-            failed=_failures(response),
+            failed=entry_failures(response),
         )
 
     async def change_visibility_batch(
@@ -152,7 +173,7 @@ class BotocoreSqs:
             response = await self._client.change_message_visibility_batch(QueueUrl=queue_url, Entries=request)
         return BatchResult(
             succeeded=[ok["Id"] for ok in response.get("Successful", ())],
-            failed=_failures(response),
+            failed=entry_failures(response),
         )
 
     # -- control plane --------------------------------------------------------------------------------
@@ -197,18 +218,9 @@ class BotocoreSqs:
             await self._client.purge_queue(QueueUrl=queue_url)
 
     async def list_queues(self, prefix: str) -> list[str]:
-        urls: list[str] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"QueueNamePrefix": prefix, "MaxResults": 1000}
-            if token:
-                params["NextToken"] = token
-            with map_aws_errors("ListQueues"):
-                response = await self._client.list_queues(**params)
-            urls.extend(response.get("QueueUrls", ()))
-            token = response.get("NextToken")
-            if not token:
-                return urls
+        return await collect_pages(
+            "ListQueues", self._client.list_queues, "QueueUrls", QueueNamePrefix=prefix, MaxResults=1000
+        )
 
     async def list_dead_letter_source_queues(self, queue_url: str) -> list[str]:
         with map_aws_errors("ListDeadLetterSourceQueues"):

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ._botocore import open_client, wire_to_boto
+from ._botocore import collect_pages, entry_failures, fifo_fields, open_client, wire_to_boto
 from ._errors import map_aws_errors
 from ._settings import ConnectionSettings
-from ._types import BatchResult, EntryFailure, PublishedMessage, PublishEntry
+from ._types import BatchResult, PublishedMessage, PublishEntry
 
 
 class BotocoreSns:
@@ -28,10 +28,7 @@ class BotocoreSns:
                 item["MessageAttributes"] = wire_to_boto(entry.attributes)
             if entry.subject is not None:
                 item["Subject"] = entry.subject
-            if entry.group_id is not None:
-                item["MessageGroupId"] = entry.group_id
-            if entry.dedup_id is not None:
-                item["MessageDeduplicationId"] = entry.dedup_id
+            item.update(fifo_fields(entry.group_id, entry.dedup_id))
             request.append(item)
         with map_aws_errors("PublishBatch"):
             response = await self._client.publish_batch(
@@ -42,29 +39,14 @@ class BotocoreSns:
                 PublishedMessage(ok["Id"], ok["MessageId"], ok.get("SequenceNumber"))
                 for ok in response.get("Successful", ())
             ],
-            failed=[
-                EntryFailure(
-                    id=failed["Id"],
-                    code=failed.get("Code", "Unknown"),
-                    message=failed.get("Message", ""),
-                    sender_fault=bool(failed.get("SenderFault", True)),
-                )
-                for failed in response.get("Failed", ())
-            ],
+            failed=entry_failures(response),
         )
 
     async def find_topic(self, name: str) -> str | None:
         """The ARN of the topic called ``name``, or ``None`` (ListTopics, all pages)."""
-        token: str | None = None
-        while True:
-            with map_aws_errors("ListTopics"):
-                response = await self._client.list_topics(**({"NextToken": token} if token else {}))
-            for topic in response.get("Topics", ()):
-                if str(topic["TopicArn"]).rpartition(":")[2] == name:
-                    return str(topic["TopicArn"])
-            token = response.get("NextToken")
-            if not token:
-                return None
+        topics = await collect_pages("ListTopics", self._client.list_topics, "Topics")
+        arns = [str(topic["TopicArn"]) for topic in topics]
+        return next((arn for arn in arns if arn.rpartition(":")[2] == name), None)
 
     async def create_topic(self, name: str, attributes: Mapping[str, str], tags: Mapping[str, str]) -> str:
         params: dict[str, Any] = {"Name": name, "Attributes": dict(attributes)}
@@ -91,18 +73,12 @@ class BotocoreSns:
 
     async def list_subscriptions(self, topic_arn: str) -> list[dict[str, str]]:
         """Every subscription of the topic (all pages): SubscriptionArn, Protocol, Endpoint."""
-        subscriptions: list[dict[str, str]] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"TopicArn": topic_arn}
-            if token:
-                params["NextToken"] = token
-            with map_aws_errors("ListSubscriptionsByTopic"):
-                response = await self._client.list_subscriptions_by_topic(**params)
-            subscriptions.extend(response.get("Subscriptions", ()))
-            token = response.get("NextToken")
-            if not token:
-                return subscriptions
+        return await collect_pages(
+            "ListSubscriptionsByTopic",
+            self._client.list_subscriptions_by_topic,
+            "Subscriptions",
+            TopicArn=topic_arn,
+        )
 
     async def subscribe(self, topic_arn: str, queue_arn: str, attributes: Mapping[str, str]) -> str:
         with map_aws_errors("Subscribe"):
