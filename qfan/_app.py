@@ -19,9 +19,11 @@ from ._exceptions import ConfigError, HandlerOutcome, QfanError
 from ._handler import Handler
 from ._message import Message
 from ._offload import Offload
+from ._priority import PriorityQueue, check_levels, level_queue_name
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
 from ._rpc import CORRELATION_ID, RESPONSE_QUEUE_URL, ReplyRouter, ReplySender, RpcStats, sweep_reply_queues
+from ._scheduler import Mode
 from ._subscription import FilterScope, Subscription
 from ._topic import ThroughputScope, Topic, TopicOptions
 from ._topology import PlanItem, plan
@@ -112,6 +114,7 @@ class App:
         self.declare_on_start = declare_on_start
         self.sweep_idle = sweep_reply_queues
         self._queues: dict[str, Queue[Any]] = {}
+        self._priority_queues: dict[str, PriorityQueue[Any]] = {}
         self._topics: dict[str, Topic[Any]] = {}
         self._subscriptions: list[Subscription] = []
         self._sns: SnsConnection | None = None
@@ -183,6 +186,85 @@ class App:
             offload=offload,
         )
         self._queues[name] = queue
+        return queue
+
+    @overload
+    def priority_queue(
+        self,
+        name: str,
+        type: type[T],
+        *,
+        levels: Mapping[str, float],
+        mode: Mode = ...,
+        reserved: Mapping[str, int] | None = ...,
+        default: str | None = ...,
+        dead_letter: Queue[Any] | None = ...,
+        offload: Offload | None = ...,
+        format: Format = ...,
+        **options: Unpack[QueueSettings],
+    ) -> PriorityQueue[T]: ...
+
+    @overload
+    def priority_queue(
+        self,
+        name: str,
+        *,
+        levels: Mapping[str, float],
+        mode: Mode = ...,
+        reserved: Mapping[str, int] | None = ...,
+        default: str | None = ...,
+        dead_letter: Queue[Any] | None = ...,
+        offload: Offload | None = ...,
+        format: Format = ...,
+        **options: Unpack[QueueSettings],
+    ) -> PriorityQueue[Any]: ...
+
+    def priority_queue(
+        self,
+        name: str,
+        type: Any = Any,
+        *,
+        levels: Mapping[str, float],
+        mode: Mode = "weighted",
+        reserved: Mapping[str, int] | None = None,
+        default: str | None = None,
+        dead_letter: Queue[Any] | None = None,
+        offload: Offload | None = None,
+        format: Format = "json",
+        **options: Unpack[QueueSettings],
+    ) -> PriorityQueue[Any]:
+        """Register a priority queue: one SQS queue per level (``<name>-<level>``), consumed together.
+
+        Args:
+            name: the priority queue's name (``.fifo`` suffix: every level is a FIFO queue).
+            type: what bodies decode into (as for :meth:`queue`).
+            levels: level name -> weight, highest priority first, e.g. ``{"high": 8, "normal": 3, "low": 1}``.
+            mode: ``"weighted"``: when several levels have backlog, a worker starts messages from them in
+                proportion to their weights, and levels without backlog leave their share to the others;
+                ``"strict"``: a lower level runs only while every higher level is empty.
+            reserved: handler slots a worker keeps for a level, e.g. ``{"high": 2}`` (out of its
+                ``concurrency``; other levels never use them).
+            default: the level :meth:`PriorityQueue.send` uses without ``priority=`` (default: none, say it).
+            dead_letter, offload, format, options: as for :meth:`queue`, applied to every level's queue.
+        """
+        check_levels(name, levels, mode, reserved or {}, default)
+        if name in self._priority_queues:
+            raise ConfigError(f"priority queue {name!r} is already registered on this app: reuse its handle")
+        queues = {
+            level: self.queue(
+                level_queue_name(name, level),
+                type,
+                dead_letter=dead_letter,
+                offload=offload,
+                format=format,
+                **options,
+            )
+            for level in levels
+        }
+        queue: PriorityQueue[Any] = PriorityQueue(
+            name, queues, levels, mode=mode, reserved=reserved, default=default
+        )
+        self._priority_queues[name] = queue
         return queue
 
     @property
@@ -306,7 +388,7 @@ class App:
 
     def worker(
         self,
-        queue: Queue[Any],
+        queue: Queue[Any] | PriorityQueue[Any],
         *,
         name: str | None = None,
         concurrency: int = 10,
@@ -321,7 +403,9 @@ class App:
         """Register the decorated function as the handler of ``queue``; the function is returned unchanged.
 
         Args:
-            queue: a queue registered on this app.
+            queue: a queue registered on this app, or a priority queue (the worker consumes all its levels,
+                sharing its handlers between them as the priority queue's ``mode`` says; it holds up to
+                ``concurrency + prefetch`` messages per level).
             name: the worker's name (default: the function's qualified name).
             concurrency: handlers running at once (FIFO queues: message groups at once).
             prefetch: messages received ahead of free handlers (default: ``min(concurrency, 10)``).
@@ -358,7 +442,7 @@ class App:
     def _add_worker(
         self,
         name: str,
-        queue: Queue[Any],
+        queue: Queue[Any] | PriorityQueue[Any],
         handler: Handler,
         concurrency: int,
         prefetch: int | None,
@@ -372,7 +456,8 @@ class App:
             prefetch=min(concurrency, 10) if prefetch is None else prefetch,
             **options,
         )
-        if self._queues.get(queue.name) is not queue:
+        registered = self._priority_queues if isinstance(queue, PriorityQueue) else self._queues
+        if registered.get(queue.name) is not queue:
             raise ConfigError(f"worker {worker.name}: queue {queue.name!r} is not registered on this app")
         if worker.name in self._workers:
             raise ConfigError(f"a worker named {worker.name!r} is already registered")

@@ -6,6 +6,10 @@ Flow for one worker::
 
 - At most ``concurrency + prefetch`` messages are held at once (a semaphore of slots, one per message,
   released only when the message is settled), and each receive asks for no more than the free slots.
+- A priority queue's levels are received separately (each level with its own slots, and one receiver
+  only while the level's last receive came back short); which held message runs next is the
+  :class:`~qfan._scheduler.Scheduler`'s decision: weighted shares or strict order. Strict mode does not
+  even receive a level while a higher one has work, and gives back what such a receive brought.
 - Every held message is tracked by the visibility heartbeat until it is settled, so waiting and long-running
   messages do not reappear on the queue.
 - Messages are processed per *group*: on a FIFO queue a group is the message group (one message at a time,
@@ -25,6 +29,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -35,7 +40,10 @@ from ._codec import Decoder
 from ._exceptions import Ack, MessageError, QfanError, Reject, Retry
 from ._heartbeat import VisibilityHeartbeat
 from ._message import Message
+from ._priority import PriorityQueue
+from ._queue import Queue
 from ._redrive import DEAD_LETTER_ATTRIBUTES
+from ._scheduler import Scheduler
 from ._worker import Middleware, Worker
 
 logger = logging.getLogger("qfan")
@@ -43,6 +51,17 @@ logger = logging.getLogger("qfan")
 DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SOURCE = DEAD_LETTER_ATTRIBUTES
 _MAX_REASON = 1_000
 _GATHER_SLOTS = 0.003
+_IDLE_BACKOFF = 2.0  # the longest pause between short polls (receive_wait=0) of an empty priority level
+
+
+@dataclass(eq=False)
+class _Level:
+    """One queue the worker receives from: a priority level, or the worker's only queue."""
+
+    index: int
+    name: str
+    queue: Queue[Any]
+    slots: anyio.Semaphore
 
 
 class WorkerEngine:
@@ -50,21 +69,35 @@ class WorkerEngine:
 
     def __init__(self, worker: Worker, middleware: Sequence[Middleware] = ()) -> None:
         self.worker = worker
-        self.queue = worker.queue
         self.stats = worker.stats
         self.fifo = worker.queue.fifo
         self._middleware = tuple(middleware)
         self._decoder: Decoder[Any] = Decoder(worker.handler.body_type)
-        self._limiter = anyio.CapacityLimiter(worker.concurrency)
+        capacity = worker.concurrency + worker.prefetch
+        source = worker.queue
+        queues = source.levels if isinstance(source, PriorityQueue) else {source.name: source}
+        self._levels = [
+            _Level(i, name, queue, anyio.Semaphore(capacity or 1))
+            for i, (name, queue) in enumerate(queues.items())
+        ]
+        self._by_queue = {level.queue.name: level for level in self._levels}
+        self._priority = isinstance(source, PriorityQueue)
+        if isinstance(source, PriorityQueue):
+            self._scheduler = Scheduler(
+                worker.concurrency,
+                list(source.weights.values()),
+                source.mode,
+                dict(enumerate(source.reserved_slots)),
+            )
+        else:
+            self._scheduler = Scheduler(worker.concurrency)
         # Sync handlers' threads: a limiter of their own (a task holding a token cannot borrow another).
         self._threads = anyio.CapacityLimiter(worker.concurrency)
-        self._slots = anyio.Semaphore(worker.concurrency + max(worker.prefetch, 0) or 1)
         self._per_receive = worker.batch_size or 10
-        capacity = worker.concurrency + worker.prefetch
         self._receivers = 1 if self.fifo else max(1, min(10, math.ceil(capacity / self._per_receive)))
         self._held: set[Message[Any]] = set()
         self._started: set[Message[Any]] = set()
-        self._groups: dict[str, deque[Message[Any]]] = {}
+        self._groups: dict[tuple[int, str], deque[Message[Any]]] = {}
         self._stopping = False
         self._active = 0
         self._idle = anyio.Event()
@@ -73,15 +106,18 @@ class WorkerEngine:
 
     async def run(self, stop: anyio.Event, drain_timeout: float) -> None:
         """Process messages until ``stop`` is set, then drain (see the module docstring)."""
-        info = await self.queue.declare()
-        self._visibility = self.worker.visibility_timeout or int(info.attributes.get("VisibilityTimeout", 30))
+        infos = [await level.queue.declare() for level in self._levels]
+        self._visibility = self.worker.visibility_timeout or max(
+            int(info.attributes.get("VisibilityTimeout", 30)) for info in infos
+        )
         self._heartbeat = VisibilityHeartbeat(self._visibility, self.worker.max_extension)
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat.run)
             async with anyio.create_task_group() as work:
                 async with anyio.create_task_group() as intake:
-                    for _ in range(self._receivers):
-                        intake.start_soon(self._receive_loop, work)
+                    for level in self._levels:
+                        for index in range(self._receivers):
+                            intake.start_soon(self._receive_loop, level, index, work)
                     await stop.wait()
                     intake.cancel_scope.cancel()
                 self._stopping = True
@@ -96,39 +132,54 @@ class WorkerEngine:
 
     # -- intake ---------------------------------------------------------------------------------------
 
-    async def _receive_loop(self, work: anyio.abc.TaskGroup) -> None:
-        failures = 0
+    async def _receive_loop(self, level: _Level, index: int, work: anyio.abc.TaskGroup) -> None:
+        failures = empty = 0
+        scheduler = self._scheduler
+        wait = self.worker.receive_wait
+        wait = level.queue.options.wait_seconds if wait is None else wait
         while True:
-            await self._slots.acquire()
+            # Strict mode: not while a higher level has work. Priority levels: extra receivers only while
+            # the level is busy, so an empty level costs one long poll per receive_wait.
+            while not scheduler.may_receive(level.index) or (
+                index and self._priority and scheduler.drained(level.index)
+            ):
+                await scheduler.wait_changed()
+            await level.slots.acquire()
             want = 1
             # Gather free slots for a moment before receiving: with fast handlers slots free up one by
             # one, and a receive per freed slot would multiply the calls (each costs far more than waiting).
             with anyio.move_on_after(_GATHER_SLOTS):
                 while want < self._per_receive:
-                    await self._slots.acquire()
+                    await level.slots.acquire()
                     want += 1
             try:
-                messages = await self.queue._receive(
-                    self._decoder, want, self.worker.receive_wait, self._visibility
-                )
+                messages = await level.queue._receive(self._decoder, want, wait, self._visibility)
                 failures = 0
             except QfanError as exc:
                 for _ in range(want):
-                    self._slots.release()
+                    level.slots.release()
                 failures += 1
                 logger.warning("worker %s: receive failed (%s), backing off", self.worker.name, exc)
                 await anyio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             for _ in range(want - len(messages)):
-                self._slots.release()
+                level.slots.release()
             for message in messages:
                 self._hold(message)
+            scheduler.received(level.index, short=len(messages) < want)
+            if not scheduler.may_receive(level.index):  # a higher level got work meanwhile: give back
+                await self._release(messages)
+                continue
+            empty = 0 if messages else empty + 1
+            if empty and self._priority and wait == 0:  # short polls of an empty level: back off
+                await anyio.sleep(min(_IDLE_BACKOFF, 0.05 * 2 ** min(empty, 6)))
             if self.worker.batch_size is not None:
                 if messages:
-                    work.start_soon(self._run_batch, messages)
+                    work.start_soon(self._run_batch, level, messages)
                 continue
             for message in messages:
-                key = message.group_id if self.fifo and message.group_id else message.message_id
+                group = message.group_id if self.fifo and message.group_id else message.message_id
+                key = (level.index, group)
                 waiting = self._groups.get(key)
                 if waiting is None:
                     self._groups[key] = deque([message])
@@ -138,26 +189,39 @@ class WorkerEngine:
 
     def _hold(self, message: Message[Any]) -> None:
         self._held.add(message)
+        self._scheduler.held(self._by_queue[message.queue].index, 1)
         self._heartbeat.track(message)
         self.stats.received += 1
         self.stats.in_flight += 1
 
+    def _start(self, message: Message[Any]) -> None:
+        self._started.add(message)
+        level = self._by_queue[message.queue]
+        self._scheduler.held(level.index, -1)
+        if self._priority:
+            by_level = self.stats.started_by_level
+            by_level[level.name] = by_level.get(level.name, 0) + 1
+
     def _forget(self, message: Message[Any]) -> None:
         if message in self._held:
             self._held.discard(message)
-            self._started.discard(message)
+            level = self._by_queue[message.queue]
+            if message in self._started:
+                self._started.discard(message)
+            else:
+                self._scheduler.held(level.index, -1)
             self._heartbeat.untrack(message)
-            self._slots.release()
+            level.slots.release()
             self.stats.in_flight -= 1
 
     # -- running --------------------------------------------------------------------------------------
 
-    async def _run_group(self, key: str) -> None:
+    async def _run_group(self, key: tuple[int, str]) -> None:
         self._active += 1
         try:
             waiting = self._groups[key]
             while waiting:
-                async with self._limiter:
+                async with self._scheduler.turn(key[0]):
                     if self._stopping or not waiting:
                         return
                     message = waiting.popleft()
@@ -175,7 +239,7 @@ class WorkerEngine:
 
     async def _process(self, message: Message[Any]) -> bool:
         """Run the handler for one message and settle it; True when it was deleted as handled."""
-        self._started.add(message)
+        self._start(message)
         try:
             try:
                 _ = message.body  # poison never reaches the handler, and never loops
@@ -206,13 +270,14 @@ class WorkerEngine:
             call = partial(middleware, message, call)
         await call()
 
-    async def _run_batch(self, messages: list[Message[Any]]) -> None:
+    async def _run_batch(self, level: _Level, messages: list[Message[Any]]) -> None:
         self._active += 1
         try:
-            async with self._limiter:
+            async with self._scheduler.turn(level.index):
                 if self._stopping:
                     return
-                self._started.update(messages)
+                for message in messages:
+                    self._start(message)
                 try:
                     await self._process_batch(messages)
                 except BaseException:
@@ -326,7 +391,8 @@ class WorkerEngine:
 
     async def _dead_letter(self, message: Message[Any], reason: str, error: BaseException) -> None:
         """Copy the message to the dead-letter queue with the reason, then delete it: never lose it."""
-        target = self.queue.dead_letter
+        queue = self._by_queue[message.queue].queue
+        target = queue.dead_letter
         if target is None:
             logger.error(
                 "worker %s: message %s should be dead-lettered (%s) but queue %s has no dead_letter; "
@@ -334,11 +400,11 @@ class WorkerEngine:
                 self.worker.name,
                 message.message_id,
                 reason,
-                self.queue.name,
+                queue.name,
             )
             await self._retry(message, round(self.worker.backoff.maximum))
             return
-        attributes = _reason_attributes(message, reason, error, self.queue.name)
+        attributes = _reason_attributes(message, reason, error, queue.name)
         try:
             try:
                 await target.forward(message, attributes=attributes)

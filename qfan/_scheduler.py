@@ -1,0 +1,198 @@
+"""Which held message runs next: handler slots shared by one or more priority levels.
+
+A worker's handlers run under a :class:`Scheduler`. Every held message waits for a *turn* on its level; a
+turn is one of ``concurrency`` handler slots. A plain queue is one level, and the scheduler is then a fair
+capacity limiter. On a priority queue the levels compete:
+
+- ``weighted``: when several levels have messages waiting, turns go to them in proportion to their weights
+  (smooth weighted round-robin: 8:3:1 gives ``high high normal high high low high normal ...``). Only levels
+  with waiting messages take part, so a level without backlog gives its share to the others and no slot
+  stays idle while any level has work; every waiting level gets turns, so none starves.
+- ``strict``: a level gets a turn only while every higher level is *empty*: nothing of it is held unstarted,
+  and its last receive came back short (the queue had no more visible messages for it).
+
+Reserved slots (``reserved={"high": 2}``) are held back for their level: other levels never use them, so
+the level always has room to start at once; it uses the shared slots as well.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import anyio
+
+from ._exceptions import ConfigError
+
+Mode = Literal["weighted", "strict"]
+MODES: tuple[Mode, ...] = ("weighted", "strict")
+_SHARED = -1
+
+
+def check_reserved(concurrency: int, levels: int, reserved: Mapping[int, int]) -> int:
+    """The shared slots left by ``reserved`` out of ``concurrency``; ``ConfigError`` if it starves a level."""
+    kept = sum(n for n in reserved.values() if n)
+    shared = concurrency - kept
+    if shared < 0 or (shared == 0 and sum(1 for n in reserved.values() if n) < levels):
+        raise ConfigError(
+            f"reserved slots ({kept}) must leave shared slots out of concurrency {concurrency} "
+            "for the levels without a reservation"
+        )
+    return shared
+
+
+class _Waiter:
+    __slots__ = ("event", "pool")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.pool: int | None = None  # set when granted: _SHARED or the level whose reserved slot it got
+
+
+class Scheduler:
+    """Hands out handler slots to levels; see the module docstring.
+
+    Args:
+        concurrency: handler slots in all.
+        weights: one positive weight per level, highest priority first.
+        mode: ``"weighted"`` or ``"strict"``.
+        reserved: slots held back for a level (by index); their sum must leave at least one shared slot
+            when there are levels without a reservation.
+    """
+
+    def __init__(
+        self,
+        concurrency: int,
+        weights: Sequence[float] = (1.0,),
+        mode: Mode = "weighted",
+        reserved: Mapping[int, int] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"priority mode must be one of {MODES}, got {mode!r}")
+        reserved = dict(reserved or {})
+        shared = check_reserved(concurrency, len(weights), reserved)
+        self.mode: Mode = mode
+        self.weights = tuple(float(w) for w in weights)
+        self._free_shared = shared
+        self._free_reserved = [reserved.get(i, 0) for i in range(len(weights))]
+        self._waiting: list[deque[_Waiter]] = [deque() for _ in weights]
+        self._credit = [0.0] * len(weights)
+        # What strict mode knows of each level's queue: messages held but not started, last receive short.
+        self._unstarted = [0] * len(weights)
+        self._drained = [False] * len(weights)
+        self._changed = anyio.Event()
+        self.started = [0] * len(weights)
+
+    # -- turns ----------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def turn(self, level: int) -> AsyncIterator[None]:
+        """Hold one handler slot for ``level`` while the block runs."""
+        pool = await self._acquire(level)
+        try:
+            yield
+        finally:
+            self._release(pool)
+
+    async def _acquire(self, level: int) -> int:
+        if not any(self._waiting) and self._startable(level):
+            return self._grant(level)
+        waiter = _Waiter()
+        self._waiting[level].append(waiter)
+        self._dispatch()
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.pool is None:
+                self._waiting[level].remove(waiter)
+            else:
+                self._release(waiter.pool)
+            raise
+        assert waiter.pool is not None
+        return waiter.pool
+
+    def _release(self, pool: int) -> None:
+        if pool == _SHARED:
+            self._free_shared += 1
+        else:
+            self._free_reserved[pool] += 1
+        self._dispatch()
+
+    def _has_slot(self, level: int) -> bool:
+        return self._free_shared > 0 or self._free_reserved[level] > 0
+
+    def _startable(self, level: int) -> bool:
+        if not self._has_slot(level):
+            return False
+        return self.mode == "weighted" or self._higher_empty(level)
+
+    def _grant(self, level: int) -> int:
+        self.started[level] += 1
+        if self._free_reserved[level] > 0:
+            self._free_reserved[level] -= 1
+            return level
+        self._free_shared -= 1
+        return _SHARED
+
+    def _dispatch(self) -> None:
+        while True:
+            level = self._next_level()
+            if level is None:
+                return
+            waiter = self._waiting[level].popleft()
+            waiter.pool = self._grant(level)
+            waiter.event.set()
+
+    def _next_level(self) -> int | None:
+        if self.mode == "strict":
+            for level, waiting in enumerate(self._waiting):
+                if waiting:
+                    return level if self._startable(level) else None
+            return None
+        candidates = [i for i, waiting in enumerate(self._waiting) if waiting and self._has_slot(i)]
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        # Smooth weighted round-robin among the levels that have messages waiting.
+        total = 0.0
+        for i in candidates:
+            self._credit[i] += self.weights[i]
+            total += self.weights[i]
+        chosen = max(candidates, key=self._credit.__getitem__)
+        self._credit[chosen] -= total
+        return chosen
+
+    # -- what strict mode knows of the queues ---------------------------------------------------------
+
+    def held(self, level: int, count: int) -> None:
+        """``count`` messages of ``level`` were received (positive) or started/given back (negative)."""
+        self._unstarted[level] += count
+        if self.mode == "strict" and self._unstarted[level] == 0:
+            self._notify()
+
+    def received(self, level: int, *, short: bool) -> None:
+        """A receive on ``level`` came back; ``short``: with fewer messages than it asked for."""
+        if self._drained[level] != short:
+            self._drained[level] = short
+            self._notify()
+
+    def drained(self, level: int) -> bool:
+        """Whether the last receive on ``level`` came back short."""
+        return self._drained[level]
+
+    def _higher_empty(self, level: int) -> bool:
+        return all(self._drained[i] and not self._unstarted[i] for i in range(level))
+
+    def may_receive(self, level: int) -> bool:
+        """Strict mode receives a level only while every higher one is empty; weighted always may."""
+        return self.mode == "weighted" or self._higher_empty(level)
+
+    async def wait_changed(self) -> None:
+        """Wait until a level's state changes (a receive came back different, held messages ran out)."""
+        await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+        self._dispatch()
