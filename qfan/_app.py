@@ -496,7 +496,8 @@ class App:
                         raise
                     result, error = None, exc
                 if isinstance(url, str):
-                    await sender.reply(self._sqs(), url, correlation_id, result, error)
+                    payloads = await queue._payloads()
+                    await sender.reply(self._sqs(), url, correlation_id, result, error, payloads)
 
             handler = Handler(respond, inner.name, inner.body_type, False, True, False, True)
             self._add_worker(name or inner.name, queue, handler, concurrency, prefetch)
