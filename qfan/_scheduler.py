@@ -5,9 +5,10 @@ turn is one of ``concurrency`` handler slots. A plain queue is one level, and th
 capacity limiter. On a priority queue the levels compete:
 
 - ``weighted``: when several levels have messages waiting, turns go to them in proportion to their weights
-  (smooth weighted round-robin: 8:3:1 gives ``high high normal high high low high normal ...``). Only levels
-  with waiting messages take part, so a level without backlog gives its share to the others and no slot
-  stays idle while any level has work; every waiting level gets turns, so none starves.
+  (smooth weighted round-robin, interleaved: 8:3:1 never gives more than three highs in a row). A level
+  without backlog gives its share to the others, so no slot stays idle while any level has work; every
+  waiting level gets turns, so none starves. A level whose queue has backlog but whose next messages are
+  still being received keeps earning credit (up to one round), so receive latency does not cost it its share.
 - ``strict``: a level gets a turn only while every higher level is *empty*: nothing of it is held unstarted,
   and its last receive came back short (the queue had no more visible messages for it).
 
@@ -79,6 +80,7 @@ class Scheduler:
         self._free_reserved = [reserved.get(i, 0) for i in range(len(weights))]
         self._waiting: list[deque[_Waiter]] = [deque() for _ in weights]
         self._credit = [0.0] * len(weights)
+        self._owed = [0.0] * len(weights)
         # What strict mode knows of each level's queue: messages held but not started, last receive short.
         self._unstarted = [0] * len(weights)
         self._drained = [False] * len(weights)
@@ -152,8 +154,23 @@ class Scheduler:
                     return level if self._startable(level) else None
             return None
         candidates = [i for i, waiting in enumerate(self._waiting) if waiting and self._has_slot(i)]
-        if len(candidates) <= 1:
-            return candidates[0] if candidates else None
+        if not candidates:
+            return None
+        # A level with nothing waiting whose queue still has backlog (its last receive came back full: its
+        # next messages are on the way) is owed the turns it would have had, up to one round (its weight),
+        # and gets them first when its messages arrive: a receive's latency does not cost it its share.
+        absent = [i for i, waiting in enumerate(self._waiting) if not waiting and not self._drained[i]]
+        if absent:
+            sharing = sum(self.weights[i] for i in candidates) + sum(self.weights[i] for i in absent)
+            for i in absent:
+                self._owed[i] = min(self._owed[i] + self.weights[i] / sharing, self.weights[i])
+        owing = [i for i in candidates if self._owed[i] >= 1]
+        if owing:
+            chosen = max(owing, key=self._owed.__getitem__)
+            self._owed[chosen] -= 1
+            return chosen
+        if len(candidates) == 1:
+            return candidates[0]
         # Smooth weighted round-robin among the levels that have messages waiting.
         total = 0.0
         for i in candidates:

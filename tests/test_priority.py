@@ -36,7 +36,7 @@ async def test_weighted_shares_follow_the_weights_while_every_level_has_backlog(
     @app.worker(jobs, name="weighted", concurrency=4, prefetch=12, receive_wait=1)
     async def handle(n: int, message: qfan.Message[int]) -> None:
         started.append(jobs.level_of(message))
-        await anyio.sleep(0.02)
+        await anyio.sleep(0.03)
 
     window = 240  # high, the fastest to drain, still has 300 - 160 messages queued after this many starts
     async with app:

@@ -34,9 +34,24 @@ async def test_weighted_turns_follow_the_weights_smoothly() -> None:
     assert longest <= 3  # interleaved, not 8 highs in a row
 
 
-async def test_a_level_without_waiters_leaves_its_share_to_the_others() -> None:
-    order = await grants(Scheduler(1, [8, 3, 1]), {1: 20, 2: 20}, 20)
+async def test_a_level_without_backlog_leaves_its_share_to_the_others() -> None:
+    scheduler = Scheduler(1, [8, 3, 1])
+    scheduler.received(0, short=True)  # the high queue is empty
+    order = await grants(scheduler, {1: 20, 2: 20}, 20)
     assert [order.count(level) for level in (1, 2)] == [15, 5]
+
+
+async def test_a_level_whose_messages_are_on_the_way_keeps_earning_its_share() -> None:
+    scheduler = Scheduler(1, [8, 3, 1])  # high has not been received from yet: it may have backlog
+    scheduler.received(1, short=True)  # the others' queues hold no more than what is waiting here
+    scheduler.received(2, short=True)
+    order = await grants(scheduler, {1: 20, 2: 20}, 20)
+    assert [order.count(level) for level in (1, 2)] == [15, 5]  # nothing idles meanwhile
+    assert scheduler._owed[0] == 8  # the turns it missed, at most one round (its weight)
+    order = await grants(scheduler, {0: 20, 1: 20, 2: 20}, 20)
+    assert order[:8] == [0] * 8  # repaid first
+    for level, share in enumerate((8, 3, 1)):  # then the usual interleaving
+        assert abs(order[8:20].count(level) - share) <= 1
 
 
 async def test_strict_turns_wait_for_higher_levels_to_be_empty() -> None:
