@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -133,3 +135,42 @@ def test_transport_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QFAN_TRANSPORT", "http2")
     with pytest.raises(qfan.ConfigError, match="QFAN_TRANSPORT must be one of"):
         qfan.App()
+
+
+CREDENTIAL_PROCESS = """\
+import datetime, json, uuid
+expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+print(json.dumps({"Version": 1, "AccessKeyId": "AKIDROTATING", "SecretAccessKey": uuid.uuid4().hex,
+                  "SessionToken": "token-" + uuid.uuid4().hex, "Expiration": expires.isoformat()}))
+"""
+
+
+async def test_refreshing_credentials_from_the_aws_chain(
+    make_app: AppFactory,
+    proxy: Proxy,
+    unique_name: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Credentials come from the session's chain and are refreshed when due: a ``credential_process`` whose
+    credentials expire within botocore's mandatory-refresh window yields new ones for every request."""
+    script = tmp_path / "credentials.py"
+    script.write_text(CREDENTIAL_PROCESS)
+    config = tmp_path / "config"
+    config.write_text(f"[default]\ncredential_process = {sys.executable} {script}\n")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    app = make_app(endpoint_url=proxy.endpoint_url)
+    queue = app.queue(unique_name())
+    async with app:
+        proxy.clear()
+        await queue.send("one")
+        await queue.send("two")
+        assert await queue.receive(max_messages=10, wait=5)
+    tokens = [r.header("X-Amz-Security-Token") for r in proxy.requests]
+    assert [r.operation for r in proxy.requests] == ["SendMessageBatch", "SendMessageBatch", "ReceiveMessage"]
+    assert all(tokens)
+    assert len(set(tokens)) == 3  # a fresh set of credentials for every request
+    for request in proxy.requests:
+        assert (request.header("Authorization") or "").startswith("AWS4-HMAC-SHA256 Credential=AKIDROTATING/")
