@@ -174,3 +174,49 @@ async def test_refreshing_credentials_from_the_aws_chain(
     assert len(set(tokens)) == 3  # a fresh set of credentials for every request
     for request in proxy.requests:
         assert (request.header("Authorization") or "").startswith("AWS4-HMAC-SHA256 Credential=AKIDROTATING/")
+
+
+ERROR_ANSWERS = [
+    (  # what AWS and MiniStack send: the query-compatible header wins
+        400,
+        {"x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender", "x-amzn-RequestId": "r-1"},
+        b'{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}',
+    ),
+    (
+        400,
+        {"x-amzn-RequestId": "r-2"},
+        b'{"__type":"com.amazonaws.sqs#InvalidParameterValue","Message":"bad"}',
+    ),
+    (400, {}, b'{"__type":"RequestThrottled:http://internal.amazon.com/coral/x/","message":"slow down"}'),
+    (500, {"x-amzn-query-error": "InternalError;Receiver"}, b'{"__type":"com.amazonaws.sqs#InternalError"}'),
+    (502, {}, b"test proxy: upstream failed: ConnectionResetError()"),
+    (503, {"x-amzn-RequestId": "r-3"}, b""),
+    (504, {}, b"<html><body>Gateway Timeout</body></html>"),
+    (403, {"x-amzn-query-error": ";Sender"}, b'{"__type":"com.amazonaws.sqs#AccessDenied","message":"no"}'),
+]
+
+
+@pytest.mark.parametrize(("status", "headers", "body"), ERROR_ANSWERS)
+def test_error_answers_read_as_botocore_reads_them(status: int, headers: dict[str, str], body: bytes) -> None:
+    """The lean path parses an error answer into the same qfan error the botocore path raises for it."""
+    from botocore.exceptions import ClientError
+    from botocore.parsers import create_parser
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from qfan._transport import map_aws_errors
+    from qfan._transport._sqs_json import error_from_response
+
+    response = {"status_code": status, "headers": {k.lower(): v for k, v in headers.items()}, "body": body}
+    parsed = create_parser("json").parse(response, None)
+    with pytest.raises(qfan.AwsError) as botocore_error, map_aws_errors("SendMessageBatch"):
+        raise ClientError(parsed, "SendMessageBatch")  # type: ignore[arg-type]
+    lean = error_from_response("SendMessageBatch", status, CIMultiDictProxy(CIMultiDict(headers)), body)
+    expected = botocore_error.value
+    assert (type(lean), lean.code, str(lean), lean.operation, lean.sender_fault, lean.request_id) == (
+        type(expected),
+        expected.code,
+        str(expected),
+        expected.operation,
+        expected.sender_fault,
+        expected.request_id,
+    )

@@ -10,8 +10,10 @@ Errors come out exactly as botocore's JSON parser reads them (``x-amzn-query-err
 
 from __future__ import annotations
 
+import http.client
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,8 +77,23 @@ _decode_messages = msgspec.json.Decoder(_Messages).decode
 _decode_any = msgspec.json.Decoder().decode
 
 
+@contextmanager
+def _parsing(operation: str) -> Iterator[None]:
+    """A success answer that does not parse is reported as botocore reports it (``ResponseParserError``)."""
+    try:
+        yield
+    except msgspec.DecodeError as exc:  # ValidationError included: a field of the wrong type or missing
+        raise AwsError(
+            f"Unable to parse response ({exc})", code="ResponseParserError", operation=operation
+        ) from exc
+
+
 def error_from_response(operation: str, status: int, headers: CIMultiDictProxy[str], body: bytes) -> AwsError:
     """The qfan error for an SQS JSON-protocol error answer, read the way botocore's JSON parser reads it."""
+    if status >= 500 and (not body.strip() or body.strip().startswith(b"<html>")):
+        # botocore's generic answer for a bare 5xx (a proxy's or load balancer's): no code, no request id
+        message = http.client.responses.get(status, "")
+        return error_for_code(str(status), message, operation=operation, status=status)
     try:
         parsed = _decode_any(body) if body else {}
     except msgspec.DecodeError:
@@ -160,8 +177,9 @@ class FastSqs:
         return body
 
     async def send_batch(self, queue_url: str, entries: Sequence[SendEntry]) -> BatchResult[SentMessage]:
-        payload = _encode(_SendBatch(queue_url, entries))
-        return _decode_sent(await self._call("SendMessageBatch", payload))
+        body = await self._call("SendMessageBatch", _encode(_SendBatch(queue_url, entries)))
+        with _parsing("SendMessageBatch"):
+            return _decode_sent(body)
 
     async def receive(
         self,
@@ -172,19 +190,23 @@ class FastSqs:
         visibility_timeout: int | None,
     ) -> list[ReceivedMessage]:
         payload = _encode(_Receive(queue_url, max_messages, wait_seconds, _ALL, _ALL, visibility_timeout))
-        return _decode_messages(await self._call("ReceiveMessage", payload)).Messages or []
+        body = await self._call("ReceiveMessage", payload)
+        with _parsing("ReceiveMessage"):
+            return _decode_messages(body).Messages or []
 
     async def delete_batch(self, queue_url: str, entries: Sequence[ReceiptEntry]) -> BatchResult[str]:
-        result = _decode_ids(
-            await self._call("DeleteMessageBatch", _encode(_DeleteBatch(queue_url, entries)))
-        )
+        body = await self._call("DeleteMessageBatch", _encode(_DeleteBatch(queue_url, entries)))
+        with _parsing("DeleteMessageBatch"):
+            result = _decode_ids(body)
         return BatchResult(succeeded=[ok.id for ok in result.succeeded], failed=result.failed)
 
     async def change_visibility_batch(
         self, queue_url: str, entries: Sequence[VisibilityEntry]
     ) -> BatchResult[str]:
         payload = _encode(_VisibilityBatch(queue_url, entries))
-        result = _decode_ids(await self._call("ChangeMessageVisibilityBatch", payload))
+        body = await self._call("ChangeMessageVisibilityBatch", payload)
+        with _parsing("ChangeMessageVisibilityBatch"):
+            result = _decode_ids(body)
         return BatchResult(succeeded=[ok.id for ok in result.succeeded], failed=result.failed)
 
 
