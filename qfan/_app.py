@@ -33,9 +33,11 @@ from ._transport import (
     RetryPolicy,
     SnsConnection,
     SqsConnection,
+    Transport,
     open_s3,
     open_sns,
-    open_sqs,
+    open_sqs_planes,
+    resolve_transport,
 )
 from ._worker import MAX_VISIBILITY, Middleware, Worker, WorkerStats
 
@@ -72,6 +74,9 @@ class App:
         declare_on_start: declare the registered topology when the app is entered.
         sweep_reply_queues: when set, entering the app deletes reply queues (of any app) whose heartbeat
             is older than this many seconds — left behind by crashed processes.
+        transport: how the per-message SQS calls (send, receive, delete, change visibility) travel:
+            ``"fast"``, signed SQS JSON requests over a pooled aiohttp session, or ``"botocore"``, through
+            aiobotocore like every other call. Default: ``QFAN_TRANSPORT``, else ``"fast"``.
     """
 
     def __init__(
@@ -92,7 +97,9 @@ class App:
         max_connections: int = 64,
         declare_on_start: bool = True,
         sweep_reply_queues: float | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        self.transport = resolve_transport(transport)
         if not 0 <= linger <= 1:
             raise ConfigError(f"linger must be between 0 and 1 second, got {linger!r}")
         self.name = name
@@ -654,13 +661,13 @@ class App:
         if self._stack is not None:
             raise QfanError(f"app {self.name!r} is already open")
         async with AsyncExitStack() as stack:
-            sqs = await stack.enter_async_context(open_sqs(self.settings))
+            data, control = await stack.enter_async_context(open_sqs_planes(self.settings, self.transport))
             s3: ObjectStore | None = None
             policies = [q.offload for q in self._queues.values()] + [t.offload for t in self._topics.values()]
             if any(policy is not None for policy in policies):
                 s3 = await stack.enter_async_context(open_s3(self.settings))
             self._connection = SqsConnection(
-                data=sqs, control=sqs, retry=self.retry, linger=self.linger, s3=s3
+                data=data, control=control, retry=self.retry, linger=self.linger, s3=s3
             )
             if self._topics:  # SNS is only connected to when the app has topics
                 sns = await stack.enter_async_context(open_sns(self.settings))
