@@ -29,7 +29,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -62,6 +62,7 @@ class _Level:
     name: str
     queue: Queue[Any]
     slots: anyio.Semaphore
+    gathering: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 class WorkerEngine:
@@ -144,14 +145,17 @@ class WorkerEngine:
                 index and self._priority and scheduler.drained(level.index)
             ):
                 await scheduler.wait_changed()
-            await level.slots.acquire()
-            want = 1
             # Gather free slots for a moment before receiving: with fast handlers slots free up one by
             # one, and a receive per freed slot would multiply the calls (each costs far more than waiting).
-            with anyio.move_on_after(_GATHER_SLOTS):
-                while want < self._per_receive:
-                    await level.slots.acquire()
-                    want += 1
+            # One receiver gathers at a time, so that receivers fill their asks in turn, not all by halves.
+            async with level.gathering:
+                await level.slots.acquire()
+                want = 1 + _take_free(level.slots, self._per_receive - 1)
+                if want < self._per_receive:
+                    with anyio.move_on_after(_GATHER_SLOTS):
+                        while want < self._per_receive:
+                            await level.slots.acquire()
+                            want += 1 + _take_free(level.slots, self._per_receive - want - 1)
             try:
                 messages = await level.queue._receive(self._decoder, want, wait, self._visibility)
                 failures = 0
@@ -417,6 +421,18 @@ class WorkerEngine:
             return
         logger.warning("worker %s: dead-lettered %s: %s", self.worker.name, message.message_id, reason)
         self.stats.dead_lettered += 1
+
+
+def _take_free(slots: anyio.Semaphore, most: int) -> int:
+    """Take up to ``most`` slots that are free right now, without waiting (nor yielding); how many."""
+    taken = 0
+    while taken < most:
+        try:
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            break
+        taken += 1
+    return taken
 
 
 def _reason_attributes(
