@@ -2,8 +2,10 @@
 
 Flow for one worker::
 
-    receivers (long polls) --> held messages --(per group, bounded by the limiter)--> handler --> settle
+    receivers (long polls) --> held messages, ready per group --> runners --> handler --> settle
 
+- ``concurrency`` long-lived runners take turns from the :class:`~qfan._scheduler.Scheduler` (no task per
+  message): each turn runs one ready unit (a group's next message, or a batch) and settles it.
 - At most ``concurrency + prefetch`` messages are held at once (a semaphore of slots, one per message,
   released only when the message is settled), and each receive asks for no more than the free slots.
 - A priority queue's levels are received separately (each level with its own slots, and one receiver
@@ -99,6 +101,8 @@ class WorkerEngine:
         self._held: set[Message[Any]] = set()
         self._started: set[Message[Any]] = set()
         self._groups: dict[tuple[int, str], deque[Message[Any]]] = {}
+        # Units ready to run, per level: a group's key (its next message), or a batch.
+        self._ready: list[deque[tuple[int, str] | list[Message[Any]]]] = [deque() for _ in self._levels]
         self._stopping = False
         self._active = 0
         self._idle = anyio.Event()
@@ -115,10 +119,12 @@ class WorkerEngine:
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat.run)
             async with anyio.create_task_group() as work:
+                for _ in range(self.worker.concurrency):
+                    work.start_soon(self._runner)
                 async with anyio.create_task_group() as intake:
                     for level in self._levels:
                         for index in range(self._receivers):
-                            intake.start_soon(self._receive_loop, level, index, work)
+                            intake.start_soon(self._receive_loop, level, index)
                     await stop.wait()
                     intake.cancel_scope.cancel()
                 self._stopping = True
@@ -133,7 +139,7 @@ class WorkerEngine:
 
     # -- intake ---------------------------------------------------------------------------------------
 
-    async def _receive_loop(self, level: _Level, index: int, work: anyio.abc.TaskGroup) -> None:
+    async def _receive_loop(self, level: _Level, index: int) -> None:
         failures = empty = 0
         scheduler = self._scheduler
         wait = self.worker.receive_wait
@@ -179,7 +185,8 @@ class WorkerEngine:
                 await anyio.sleep(min(_IDLE_BACKOFF, 0.05 * 2 ** min(empty, 6)))
             if self.worker.batch_size is not None:
                 if messages:
-                    work.start_soon(self._run_batch, level, messages)
+                    self._ready[level.index].append(messages)
+                    self._scheduler.ready(level.index)
                 continue
             for message in messages:
                 group = message.group_id if self.fifo and message.group_id else message.message_id
@@ -187,7 +194,8 @@ class WorkerEngine:
                 waiting = self._groups.get(key)
                 if waiting is None:
                     self._groups[key] = deque([message])
-                    work.start_soon(self._run_group, key)
+                    self._ready[level.index].append(key)
+                    self._scheduler.ready(level.index)
                 else:
                     waiting.append(message)
 
@@ -220,26 +228,42 @@ class WorkerEngine:
 
     # -- running --------------------------------------------------------------------------------------
 
-    async def _run_group(self, key: tuple[int, str]) -> None:
-        self._active += 1
-        try:
-            waiting = self._groups[key]
-            while waiting:
-                async with self._scheduler.turn(key[0]):
-                    if self._stopping or not waiting:
-                        return
-                    message = waiting.popleft()
-                    succeeded = await self._process(message)
-                if not succeeded and self.fifo:
-                    # Later messages of this group must not overtake the failed one.
-                    released = list(waiting)
-                    waiting.clear()
-                    await self._release(released)
-        finally:
+    async def _runner(self) -> None:
+        """One of ``concurrency`` long-lived runners: take a turn, run one unit of its level, repeat."""
+        scheduler = self._scheduler
+        while True:
+            level, slot = await scheduler.take()
+            unit = self._ready[level].popleft()
+            self._active += 1
+            try:
+                if isinstance(unit, list):
+                    await self._run_batch(unit)
+                else:
+                    await self._run_next(level, unit)
+            finally:
+                scheduler.done(slot)
+                self._active -= 1
+                if not self._active:
+                    self._idle.set()
+
+    async def _run_next(self, level: int, key: tuple[int, str]) -> None:
+        """Run the next message of a group (every message is its own group outside FIFO queues)."""
+        waiting = self._groups[key]
+        if self._stopping or not waiting:  # stopping: its messages were given back
             self._groups.pop(key, None)
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
+            return
+        message = waiting.popleft()
+        succeeded = await self._process(message)
+        if waiting and not succeeded and self.fifo:
+            # Later messages of this group must not overtake the failed one.
+            released = list(waiting)
+            waiting.clear()
+            await self._release(released)
+        if waiting:  # its next message (maybe one that arrived meanwhile) waits for a turn of its own
+            self._ready[level].append(key)
+            self._scheduler.ready(level)
+        else:
+            del self._groups[key]
 
     async def _process(self, message: Message[Any]) -> bool:
         """Run the handler for one message and settle it; True when it was deleted as handled."""
@@ -274,26 +298,21 @@ class WorkerEngine:
             call = partial(middleware, message, call)
         await call()
 
-    async def _run_batch(self, level: _Level, messages: list[Message[Any]]) -> None:
-        self._active += 1
+    async def _run_batch(self, messages: list[Message[Any]]) -> None:
         try:
-            async with self._scheduler.turn(level.index):
-                if self._stopping:
-                    return
-                for message in messages:
-                    self._start(message)
-                try:
-                    await self._process_batch(messages)
-                except BaseException:
-                    with anyio.CancelScope(shield=True):
-                        await self._release([m for m in messages if m in self._held and not m.settled])
-                    raise
+            if self._stopping:  # its messages were given back
+                return
+            for message in messages:
+                self._start(message)
+            try:
+                await self._process_batch(messages)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._release([m for m in messages if m in self._held and not m.settled])
+                raise
         finally:
             for message in messages:
                 self._forget(message)
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
 
     async def _process_batch(self, messages: list[Message[Any]]) -> None:
         good: list[Message[Any]] = []

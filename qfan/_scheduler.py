@@ -19,8 +19,7 @@ the level always has room to start at once; it uses the shared slots as well.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import anyio
@@ -42,14 +41,6 @@ def check_reserved(concurrency: int, levels: int, reserved: Mapping[int, int]) -
             "for the levels without a reservation"
         )
     return shared
-
-
-class _Waiter:
-    __slots__ = ("event", "pool")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.pool: int | None = None  # set when granted: _SHARED or the level whose reserved slot it got
 
 
 class Scheduler:
@@ -78,7 +69,8 @@ class Scheduler:
         self.weights = tuple(float(w) for w in weights)
         self._free_shared = shared
         self._free_reserved = [reserved.get(i, 0) for i in range(len(weights))]
-        self._waiting: list[deque[_Waiter]] = [deque() for _ in weights]
+        self._ready = [0] * len(weights)  # units ready to run, per level
+        self._idle: deque[anyio.Event] = deque()  # runners waiting for a turn
         self._credit = [0.0] * len(weights)
         self._owed = [0.0] * len(weights)
         # What strict mode knows of each level's queue: messages held but not started, last receive short.
@@ -89,38 +81,42 @@ class Scheduler:
 
     # -- turns ----------------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def turn(self, level: int) -> AsyncIterator[None]:
-        """Hold one handler slot for ``level`` while the block runs."""
-        pool = await self._acquire(level)
-        try:
-            yield
-        finally:
-            self._release(pool)
+    def ready(self, level: int) -> None:
+        """One more unit of work (a message, a group's next message, a batch) is ready on ``level``."""
+        self._ready[level] += 1
+        self._wake()
 
-    async def _acquire(self, level: int) -> int:
-        if not any(self._waiting) and self._startable(level):
-            return self._grant(level)
-        waiter = _Waiter()
-        self._waiting[level].append(waiter)
-        self._dispatch()
-        try:
-            await waiter.event.wait()
-        except BaseException:
-            if waiter.pool is None:
-                self._waiting[level].remove(waiter)
-            else:
-                self._release(waiter.pool)
-            raise
-        assert waiter.pool is not None
-        return waiter.pool
+    async def take(self) -> tuple[int, int]:
+        """Wait for the next turn: returns the level to run a unit of and the slot to give back to
+        :meth:`done` afterwards. The worker's runners call this; each holds at most one turn."""
+        while True:
+            level = self._next_level()
+            if level is not None:
+                self._ready[level] -= 1
+                return level, self._grant(level)
+            idle = anyio.Event()
+            self._idle.append(idle)
+            try:
+                await idle.wait()
+            finally:
+                if not idle.is_set():
+                    self._idle.remove(idle)
 
-    def _release(self, pool: int) -> None:
-        if pool == _SHARED:
+    def done(self, slot: int) -> None:
+        """A turn ended: its slot is free again. (No runner is woken: the runner that ends a turn asks
+        for the next one itself, and any runner can run any level.)"""
+        if slot == _SHARED:
             self._free_shared += 1
         else:
-            self._free_reserved[pool] += 1
-        self._dispatch()
+            self._free_reserved[slot] += 1
+
+    def _wake(self) -> None:
+        """Wake one idle runner if some level could start now (it re-checks, so a spare wake is harmless)."""
+        if self._idle and self._startable_any():
+            self._idle.popleft().set()
+
+    def _startable_any(self) -> bool:
+        return any(count and self._startable(i) for i, count in enumerate(self._ready))
 
     def _has_slot(self, level: int) -> bool:
         return self._free_shared > 0 or self._free_reserved[level] > 0
@@ -138,28 +134,19 @@ class Scheduler:
         self._free_shared -= 1
         return _SHARED
 
-    def _dispatch(self) -> None:
-        while True:
-            level = self._next_level()
-            if level is None:
-                return
-            waiter = self._waiting[level].popleft()
-            waiter.pool = self._grant(level)
-            waiter.event.set()
-
     def _next_level(self) -> int | None:
         if self.mode == "strict":
-            for level, waiting in enumerate(self._waiting):
+            for level, waiting in enumerate(self._ready):
                 if waiting:
                     return level if self._startable(level) else None
             return None
-        candidates = [i for i, waiting in enumerate(self._waiting) if waiting and self._has_slot(i)]
+        candidates = [i for i, waiting in enumerate(self._ready) if waiting and self._has_slot(i)]
         if not candidates:
             return None
         # A level with nothing waiting whose queue still has backlog (its last receive came back full: its
         # next messages are on the way) is owed the turns it would have had, up to one round (its weight),
         # and gets them first when its messages arrive: a receive's latency does not cost it its share.
-        absent = [i for i, waiting in enumerate(self._waiting) if not waiting and not self._drained[i]]
+        absent = [i for i, waiting in enumerate(self._ready) if not waiting and not self._drained[i]]
         if absent:
             sharing = sum(self.weights[i] for i in candidates) + sum(self.weights[i] for i in absent)
             for i in absent:
@@ -212,4 +199,5 @@ class Scheduler:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
-        self._dispatch()
+        while self._idle and self._startable_any():
+            self._idle.popleft().set()

@@ -1,7 +1,6 @@
 """The scheduler's decisions in isolation: which waiting level gets the next handler slot."""
 
 import anyio
-import anyio.lowlevel
 import pytest
 
 import qfan
@@ -9,20 +8,15 @@ from qfan._scheduler import Scheduler
 
 
 async def grants(scheduler: Scheduler, waiting: dict[int, int], count: int) -> list[int]:
-    """Queue ``waiting[level]`` tasks per level behind one busy slot; the first ``count`` levels served."""
+    """Make ``waiting[level]`` units ready per level, then take turns one at a time: the levels served."""
+    for level, n in waiting.items():
+        for _ in range(n):
+            scheduler.ready(level)
     order: list[int] = []
-
-    async def one(level: int) -> None:
-        async with scheduler.turn(level):
-            order.append(level)
-            await anyio.lowlevel.checkpoint()
-
-    # The only slot is busy while everyone queues up.
-    async with anyio.create_task_group() as tg, scheduler.turn(0):
-        for level, n in waiting.items():
-            for _ in range(n):
-                tg.start_soon(one, level)
-        await anyio.sleep(0.01)
+    for _ in range(sum(waiting.values())):
+        level, slot = await scheduler.take()
+        order.append(level)
+        scheduler.done(slot)
     return order[:count]
 
 
@@ -57,14 +51,15 @@ async def test_a_level_whose_messages_are_on_the_way_keeps_earning_its_share() -
 async def test_strict_turns_wait_for_higher_levels_to_be_empty() -> None:
     scheduler = Scheduler(2, [1, 1], mode="strict")
     scheduler.held(0, 1)  # a high message is held, not started
-    started: list[str] = []
+    scheduler.ready(1)
+    started: list[int] = []
 
-    async def low() -> None:
-        async with scheduler.turn(1):
-            started.append("low")
+    async def runner() -> None:
+        level, _ = await scheduler.take()
+        started.append(level)
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(low)
+        tg.start_soon(runner)
         await anyio.sleep(0.01)
         assert started == []
         assert not scheduler.may_receive(1)
@@ -73,8 +68,23 @@ async def test_strict_turns_wait_for_higher_levels_to_be_empty() -> None:
         assert started == []
         scheduler.received(0, short=True)  # its last receive came back short: empty
         await anyio.sleep(0.01)
-        assert started == ["low"]
+        assert started == [1]
         assert scheduler.may_receive(1)
+
+
+async def test_reserved_slots_are_only_used_by_their_level() -> None:
+    scheduler = Scheduler(2, [1, 1], reserved={0: 1})
+    scheduler.ready(1)
+    scheduler.ready(1)
+    level, slot = await scheduler.take()
+    assert level == 1
+    with anyio.move_on_after(0.05) as waited:
+        await scheduler.take()  # the other slot is high's
+    assert waited.cancelled_caught
+    scheduler.ready(0)
+    assert (await scheduler.take())[0] == 0
+    scheduler.done(slot)
+    assert (await scheduler.take())[0] == 1
 
 
 @pytest.mark.parametrize(("concurrency", "reserved"), [(2, {0: 2}), (1, {0: 2})])
