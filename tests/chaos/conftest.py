@@ -1,0 +1,41 @@
+"""Fixtures of the chaos suite: its scale, its seed, and its own MiniStack (fast enough for big volumes).
+
+The suite uses MiniStack whatever ``--emulator`` says: moto costs O(queue length) per call, far too slow for
+10,000-message soaks and 200,000-message backlogs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from ..conftest import chaos_scale
+from ..support.emulators import Emulator, running_emulator
+from .report import SIZES, Scale, Sizes
+
+
+@pytest.fixture(scope="session")
+def scale(request: pytest.FixtureRequest) -> Scale:
+    """``ci`` or ``full`` (see ``tests/chaos/report.py``)."""
+    return chaos_scale(request.config)
+
+
+@pytest.fixture(scope="session")
+def sizes(scale: Scale) -> Sizes:
+    """The scenario sizes at this scale."""
+    return SIZES[scale]
+
+
+@pytest.fixture(scope="session")
+def seed() -> int:
+    """The fault plans' seed: ``$QFAN_CHAOS_SEED``, else 9 (print it with the failure to replay a run)."""
+    return int(os.environ.get("QFAN_CHAOS_SEED", "9"))
+
+
+@pytest.fixture(scope="session")
+def chaos_server() -> Iterator[Emulator]:
+    """A MiniStack process of the chaos suite's own."""
+    with running_emulator("ministack", timeout=60) as server:
+        yield server
