@@ -31,7 +31,7 @@ pytestmark = pytest.mark.chaos
 ROOT = Path(__file__).parent.parent.parent
 
 
-def start_worker(endpoint_url: str, queue: str, out: Path) -> subprocess.Popen[bytes]:
+def start_worker(endpoint_url: str, queue: str, out: Path, sleep: float = 0.01) -> subprocess.Popen[bytes]:
     """``qfan run tests.apps.recording_worker:app`` on this tree (cwd and PYTHONPATH), logging to a file."""
     env = {
         **os.environ,
@@ -39,7 +39,7 @@ def start_worker(endpoint_url: str, queue: str, out: Path) -> subprocess.Popen[b
         "AWS_ENDPOINT_URL": endpoint_url,
         "QFAN_TEST_QUEUE": queue,
         "QFAN_TEST_OUT": str(out),
-        "QFAN_TEST_SLEEP": "0.01",
+        "QFAN_TEST_SLEEP": str(sleep),
     }
     command = [
         sys.executable,
