@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
 import uuid
 from collections import Counter
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.chaos
 POINTER = "software.amazon.payloadoffloading.PayloadS3Pointer"
 FAST = qfan.Backoff(initial=0, maximum=1, jitter=0)
 TOTALS: Counter[str] = Counter()
+ERRORS: Counter[str] = Counter()  # "kind: dead-letter-error" -> count
 
 
 class Item(msgspec.Struct):
@@ -128,7 +130,7 @@ async def scenario(endpoint_url: str, bad: list[Case], valid_extras: list[dict[s
         entries.append((f"bad-{index}", body, attributes))
     for index, attributes in enumerate(valid_extras):
         entries.append((f"ok-{index}", json.dumps({"id": index}), attributes))
-    entries.sort(key=lambda e: hash(e[0]))  # interleave the valid with the bad
+    random.Random(len(entries)).shuffle(entries)  # interleave the valid with the bad
     async with app, raw_client("sqs", endpoint_url) as sqs:
         url = (await sqs.get_queue_url(QueueName=queue.name))["QueueUrl"]
         for tag, body, attributes in entries:
@@ -143,6 +145,7 @@ async def scenario(endpoint_url: str, bad: list[Case], valid_extras: list[dict[s
             app.stop()
         dead_url = (await sqs.get_queue_url(QueueName=dead.name))["QueueUrl"]
         reasons: dict[str, str] = {}
+        errors: dict[str, str] = {}
         while len(reasons) < len(bad):
             answer = await sqs.receive_message(
                 QueueUrl=dead_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
@@ -154,6 +157,8 @@ async def scenario(endpoint_url: str, bad: list[Case], valid_extras: list[dict[s
                 reasons[attributes["fuzz-tag"]["StringValue"]] = attributes["dead-letter-reason"][
                     "StringValue"
                 ]
+    for tag, error in errors.items():
+        ERRORS[f"{bad[int(tag.removeprefix('bad-'))][0]}: {error}"] += 1
     TOTALS["messages"] += len(entries)
     TOTALS["bad"] += len(bad)
     TOTALS["dead_lettered"] += stats.dead_lettered
@@ -193,6 +198,7 @@ def test_garbage_is_dead_lettered_with_a_reason_and_the_rest_processed(
 def fuzz_row() -> Any:
     """One summary row for all the fuzz examples of the session."""
     TOTALS.clear()
+    ERRORS.clear()
     yield
     if TOTALS["examples"]:
         record(
@@ -204,6 +210,9 @@ def fuzz_row() -> Any:
                 TOTALS["duplicated"],
                 TOTALS["dead_lettered"],
                 TOTALS["seconds"],
-                {k: v for k, v in TOTALS.items() if k.startswith("kind: ")},
+                {
+                    "bad_by_kind": {k: v for k, v in TOTALS.items() if k.startswith("kind: ")},
+                    "dead_letter_errors": dict(ERRORS),
+                },
             )
         )
