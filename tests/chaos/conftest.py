@@ -1,15 +1,20 @@
 """Fixtures of the chaos suite: its scale, its seed, and its own MiniStack (fast enough for big volumes).
 
 The suite uses MiniStack whatever ``--emulator`` says: moto costs O(queue length) per call, far too slow for
-10,000-message soaks and 200,000-message backlogs.
+10,000-message soaks and 200,000-message backlogs. MiniStack's receive slows down with a big backlog, so the
+full-size memory scenario runs on fauxqs (the benchmarks' Node emulator, installed with npm on first use)
+when it is available, and says which server it used.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
+
+from benchmarks.servers import ServerUnavailable, running_server
 
 from ..conftest import chaos_scale
 from ..support.emulators import Emulator, running_emulator
@@ -39,3 +44,19 @@ def chaos_server() -> Iterator[Emulator]:
     """A MiniStack process of the chaos suite's own."""
     with running_emulator("ministack", timeout=60) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def backlog_server(scale: Scale, chaos_server: Emulator) -> Iterator[tuple[str, str]]:
+    """``(name, endpoint)`` for the backlog scenario: fauxqs at full size if it runs here, else MiniStack."""
+    with ExitStack() as stack:
+        if scale == "full" and os.environ.get("QFAN_CHAOS_BACKLOG_SERVER", "fauxqs") == "fauxqs":
+            try:
+                server = stack.enter_context(running_server("fauxqs", log=lambda _: None))
+            except ServerUnavailable:
+                pass
+            else:
+                assert server.endpoint_url is not None
+                yield "fauxqs", server.endpoint_url
+                return
+        yield "ministack", chaos_server.endpoint_url

@@ -69,6 +69,7 @@ async def test_workers_killed_at_random_lose_nothing(
     queue = app.queue(name, visibility_timeout=2)
     workers: list[subprocess.Popen[bytes]] = []
     kills = 0
+    handled_at_kills: list[int] = []
     started = time.monotonic()
 
     async def produce() -> None:
@@ -83,11 +84,13 @@ async def test_workers_killed_at_random_lose_nothing(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(produce)
                 for _ in range(sizes.crash_kills):
-                    await anyio.sleep(schedule.uniform(0.5, 3.0))
+                    # A worker takes about a second to start: most kills then find it receiving or handling.
+                    await anyio.sleep(schedule.uniform(1.0, 3.5))
                     victim = schedule.randrange(len(workers))
                     workers[victim].kill()  # SIGKILL, wherever it is: receiving, handling, acking
                     await anyio.to_thread.run_sync(workers[victim].wait)
                     kills += 1
+                    handled_at_kills.append(sum(handled(out).values()))
                     workers[victim] = start_worker(chaos_server.endpoint_url, name, out)
             with anyio.move_on_after(300):
                 while len(handled(out)) < total:  # noqa: ASYNC110 - polling a file the workers write
@@ -113,6 +116,7 @@ async def test_workers_killed_at_random_lose_nothing(
             duplicated,
             0,
             time.monotonic() - started,
+            {"handled_at_each_kill": handled_at_kills},
         )
     )
     assert kills == sizes.crash_kills

@@ -17,7 +17,6 @@ import anyio
 import pytest
 
 from ..support.aws import raw_client
-from ..support.emulators import Emulator
 from .report import Row, Sizes, record
 from .test_crash import handled, start_worker
 
@@ -58,13 +57,14 @@ async def seed_backlog(endpoint_url: str, name: str, total: int) -> str:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from Linux /proc")
 async def test_worker_rss_stays_flat_over_a_big_backlog(
-    chaos_server: Emulator, sizes: Sizes, tmp_path: Path
+    backlog_server: tuple[str, str], sizes: Sizes, tmp_path: Path
 ) -> None:
+    server, endpoint_url = backlog_server
     total, name, out = sizes.memory_backlog, f"backlog-{uuid.uuid4().hex[:10]}", tmp_path / "handled.txt"
     started = time.monotonic()
-    await seed_backlog(chaos_server.endpoint_url, name, total)
+    await seed_backlog(endpoint_url, name, total)
     seeded = time.monotonic() - started
-    worker = start_worker(chaos_server.endpoint_url, name, out, sleep=0.02)
+    worker = start_worker(endpoint_url, name, out, sleep=0.02)
     curve: list[tuple[float, int]] = []
     try:
         begin = time.monotonic()
@@ -85,7 +85,7 @@ async def test_worker_rss_stays_flat_over_a_big_backlog(
     growth = max(warm) - warm[0]
     record(
         Row(
-            f"memory: {total:,} backlog, slow handler",
+            f"memory: {total:,} backlog, slow handler ({server})",
             processed,
             0,
             0,
@@ -94,6 +94,7 @@ async def test_worker_rss_stays_flat_over_a_big_backlog(
             time.monotonic() - started,
             {
                 "backlog": total,
+                "server": server,
                 "seed_seconds": round(seeded, 1),
                 "processed_in_window": processed,
                 "rss_mib_after_warmup": round(warm[0] / MIB, 1),
