@@ -8,6 +8,7 @@ when it is available, and says which server it used.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -29,8 +30,9 @@ def scale(request: pytest.FixtureRequest) -> Scale:
 
 @pytest.fixture(scope="session")
 def sizes(scale: Scale) -> Sizes:
-    """The scenario sizes at this scale."""
-    return SIZES[scale]
+    """The scenario sizes at this scale (``$QFAN_CHAOS_FAULT_RATE`` overrides the soak's fault rate)."""
+    rate = os.environ.get("QFAN_CHAOS_FAULT_RATE")
+    return SIZES[scale] if rate is None else dataclasses.replace(SIZES[scale], fault_rate=float(rate))
 
 
 @pytest.fixture(scope="session")

@@ -121,3 +121,52 @@ async def test_fanout_soak_under_faults_loses_nothing(
     assert sum(injected.values()) > 0
     assert duplicated <= 10 * sizes.soak_queues * hidden, (duplicated, hidden)
     assert all(s.dead_lettered == 0 for s in app.stats().values())
+
+
+async def test_handlers_longer_than_the_visibility_timeout_under_faults(
+    chaos_server: Emulator, sizes: Sizes, seed: int
+) -> None:
+    """The visibility heartbeat keeps working through faults: slow handlers' messages are not lost.
+
+    Each handler runs twice the visibility timeout, so every message lives on heartbeat extensions, which the
+    proxy faults like any other request. A duplicate here would mean an extension failed after every retry
+    (counted and reported, not asserted: at-least-once allows it).
+    """
+    total, rate = max(40, sizes.soak_messages // 50), max(0.3, sizes.fault_rate)  # few requests: fault more
+    seen: Counter[int] = Counter()
+    started = time.monotonic()
+    with running_proxy(chaos_server.endpoint_url) as proxy:
+        app = qfan.App("chaos-heartbeat", endpoint_url=proxy.endpoint_url, region="us-east-1")
+        queue = app.queue(f"heartbeat-{uuid.uuid4().hex[:8]}", Event, visibility_timeout=2)
+
+        @app.worker(queue, name="slow", concurrency=40, prefetch=10)
+        async def handle(event: Event) -> None:
+            await anyio.sleep(4)
+            seen[event.id] += 1
+
+        async with app:
+            await queue.send_many([Event(i) for i in range(total)])
+            proxy.plan(FaultPlan(rate=rate, seed=seed))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(app.run)
+                with anyio.move_on_after(sizes.soak_bound):
+                    while len(seen) < total:  # noqa: ASYNC110 - polling counters the workers update
+                        await anyio.sleep(0.2)
+                await anyio.sleep(3)
+                proxy.plan(None)
+                app.stop()
+        injected = proxy.injected
+    lost = sorted(set(range(total)) - set(seen))
+    record(
+        Row(
+            f"heartbeat: 4 s handlers, 2 s visibility, {rate:.0%} faulted",
+            total,
+            sum(injected.values()),
+            len(lost),
+            sum(n - 1 for n in seen.values()),
+            app.stats()["slow"].dead_lettered,
+            time.monotonic() - started,
+            {"faults": {f"{label} {kind}": n for (label, kind), n in injected.items()}},
+        )
+    )
+    assert not lost, lost
