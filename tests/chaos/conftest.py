@@ -15,8 +15,6 @@ from contextlib import ExitStack
 
 import pytest
 
-from benchmarks.servers import ServerUnavailable, running_server
-
 from ..conftest import chaos_scale
 from ..support.emulators import Emulator, running_emulator
 from .report import SIZES, Scale, Sizes
@@ -51,6 +49,8 @@ def chaos_server() -> Iterator[Emulator]:
 @pytest.fixture(scope="session")
 def backlog_server(scale: Scale, chaos_server: Emulator) -> Iterator[tuple[str, str]]:
     """``(name, endpoint)`` for the backlog scenario: fauxqs at full size if it runs here, else MiniStack."""
+    from benchmarks.servers import ServerUnavailable, running_server  # only the full size needs it
+
     with ExitStack() as stack:
         if scale == "full" and os.environ.get("QFAN_CHAOS_BACKLOG_SERVER", "fauxqs") == "fauxqs":
             try:

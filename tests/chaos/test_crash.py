@@ -70,17 +70,25 @@ async def test_workers_killed_at_random_lose_nothing(
     workers: list[subprocess.Popen[bytes]] = []
     kills = 0
     handled_at_kills: list[int] = []
+    sent_at_kills: list[int] = []
+    sent = 0
     started = time.monotonic()
+
+    # Pace the producer to span the kill schedule (kills come every 2.25 s on average), so that messages keep
+    # arriving while workers die.
+    pause = sizes.crash_kills * 2.25 / max(1, total // 10)
 
     async def produce() -> None:
         for start in range(0, total, 10):
+            nonlocal sent
             await queue.send_many([{"id": i} for i in range(start, min(total, start + 10))])
-            await anyio.sleep(0.02)
+            sent = min(total, start + 10)
+            await anyio.sleep(pause)
 
     try:
         async with app:
             await queue.declare()
-            workers = [start_worker(chaos_server.endpoint_url, name, out) for _ in range(2)]
+            workers = [start_worker(chaos_server.endpoint_url, name, out, sleep=0.05) for _ in range(2)]
             async with anyio.create_task_group() as tg:
                 tg.start_soon(produce)
                 for _ in range(sizes.crash_kills):
@@ -91,7 +99,8 @@ async def test_workers_killed_at_random_lose_nothing(
                     await anyio.to_thread.run_sync(workers[victim].wait)
                     kills += 1
                     handled_at_kills.append(sum(handled(out).values()))
-                    workers[victim] = start_worker(chaos_server.endpoint_url, name, out)
+                    sent_at_kills.append(sent)
+                    workers[victim] = start_worker(chaos_server.endpoint_url, name, out, sleep=0.05)
             with anyio.move_on_after(300):
                 while len(handled(out)) < total:  # noqa: ASYNC110 - polling a file the workers write
                     await anyio.sleep(0.2)
@@ -116,7 +125,7 @@ async def test_workers_killed_at_random_lose_nothing(
             duplicated,
             0,
             time.monotonic() - started,
-            {"handled_at_each_kill": handled_at_kills},
+            {"handled_at_each_kill": handled_at_kills, "sent_at_each_kill": sent_at_kills},
         )
     )
     assert kills == sizes.crash_kills

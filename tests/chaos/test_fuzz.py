@@ -154,9 +154,9 @@ async def scenario(endpoint_url: str, bad: list[Case], valid_extras: list[dict[s
                 break
             for message in answer["Messages"]:
                 attributes = message.get("MessageAttributes", {})
-                reasons[attributes["fuzz-tag"]["StringValue"]] = attributes["dead-letter-reason"][
-                    "StringValue"
-                ]
+                tag = attributes["fuzz-tag"]["StringValue"]
+                reasons[tag] = attributes["dead-letter-reason"]["StringValue"]
+                errors[tag] = attributes["dead-letter-error"]["StringValue"]
     for tag, error in errors.items():
         ERRORS[f"{bad[int(tag.removeprefix('bad-'))][0]}: {error}"] += 1
     TOTALS["messages"] += len(entries)
