@@ -50,6 +50,7 @@ from ._local import LocalEmulator, local
 from ._message import Message
 from ._offload import Offload
 from ._pointer import PayloadLocation
+from ._priority import PriorityQueue
 from ._queue import Queue
 from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
 from ._rpc import RpcStats
@@ -95,6 +96,7 @@ __all__ = [
     "PayloadTooLarge",
     "PayloadUnavailable",
     "PlanItem",
+    "PriorityQueue",
     "QfanError",
     "Queue",
     "QueueConflict",

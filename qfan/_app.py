@@ -19,9 +19,11 @@ from ._exceptions import ConfigError, HandlerOutcome, QfanError
 from ._handler import Handler
 from ._message import Message
 from ._offload import Offload
+from ._priority import PriorityQueue, check_levels, level_queue_name
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
 from ._rpc import CORRELATION_ID, RESPONSE_QUEUE_URL, ReplyRouter, ReplySender, RpcStats, sweep_reply_queues
+from ._scheduler import Mode
 from ._subscription import FilterScope, Subscription
 from ._topic import ThroughputScope, Topic, TopicOptions
 from ._topology import PlanItem, plan
@@ -31,9 +33,11 @@ from ._transport import (
     RetryPolicy,
     SnsConnection,
     SqsConnection,
+    Transport,
     open_s3,
     open_sns,
-    open_sqs,
+    open_sqs_planes,
+    resolve_transport,
 )
 from ._worker import MAX_VISIBILITY, Middleware, Worker, WorkerStats
 
@@ -70,6 +74,9 @@ class App:
         declare_on_start: declare the registered topology when the app is entered.
         sweep_reply_queues: when set, entering the app deletes reply queues (of any app) whose heartbeat
             is older than this many seconds — left behind by crashed processes.
+        transport: how the per-message SQS calls (send, receive, delete, change visibility) travel:
+            ``"fast"``, signed SQS JSON requests over a pooled aiohttp session, or ``"botocore"``, through
+            aiobotocore like every other call. Default: ``QFAN_TRANSPORT``, else ``"fast"``.
     """
 
     def __init__(
@@ -90,7 +97,9 @@ class App:
         max_connections: int = 64,
         declare_on_start: bool = True,
         sweep_reply_queues: float | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        self.transport = resolve_transport(transport)
         if not 0 <= linger <= 1:
             raise ConfigError(f"linger must be between 0 and 1 second, got {linger!r}")
         self.name = name
@@ -112,6 +121,7 @@ class App:
         self.declare_on_start = declare_on_start
         self.sweep_idle = sweep_reply_queues
         self._queues: dict[str, Queue[Any]] = {}
+        self._priority_queues: dict[str, PriorityQueue[Any]] = {}
         self._topics: dict[str, Topic[Any]] = {}
         self._subscriptions: list[Subscription] = []
         self._sns: SnsConnection | None = None
@@ -183,6 +193,85 @@ class App:
             offload=offload,
         )
         self._queues[name] = queue
+        return queue
+
+    @overload
+    def priority_queue(
+        self,
+        name: str,
+        type: type[T],
+        *,
+        levels: Mapping[str, float],
+        mode: Mode = ...,
+        reserved: Mapping[str, int] | None = ...,
+        default: str | None = ...,
+        dead_letter: Queue[Any] | None = ...,
+        offload: Offload | None = ...,
+        format: Format = ...,
+        **options: Unpack[QueueSettings],
+    ) -> PriorityQueue[T]: ...
+
+    @overload
+    def priority_queue(
+        self,
+        name: str,
+        *,
+        levels: Mapping[str, float],
+        mode: Mode = ...,
+        reserved: Mapping[str, int] | None = ...,
+        default: str | None = ...,
+        dead_letter: Queue[Any] | None = ...,
+        offload: Offload | None = ...,
+        format: Format = ...,
+        **options: Unpack[QueueSettings],
+    ) -> PriorityQueue[Any]: ...
+
+    def priority_queue(
+        self,
+        name: str,
+        type: Any = Any,
+        *,
+        levels: Mapping[str, float],
+        mode: Mode = "weighted",
+        reserved: Mapping[str, int] | None = None,
+        default: str | None = None,
+        dead_letter: Queue[Any] | None = None,
+        offload: Offload | None = None,
+        format: Format = "json",
+        **options: Unpack[QueueSettings],
+    ) -> PriorityQueue[Any]:
+        """Register a priority queue: one SQS queue per level (``<name>-<level>``), consumed together.
+
+        Args:
+            name: the priority queue's name (``.fifo`` suffix: every level is a FIFO queue).
+            type: what bodies decode into (as for :meth:`queue`).
+            levels: level name -> weight, highest priority first, e.g. ``{"high": 8, "normal": 3, "low": 1}``.
+            mode: ``"weighted"``: when several levels have backlog, a worker starts messages from them in
+                proportion to their weights, and levels without backlog leave their share to the others;
+                ``"strict"``: a lower level runs only while every higher level is empty.
+            reserved: handler slots a worker keeps for a level, e.g. ``{"high": 2}`` (out of its
+                ``concurrency``; other levels never use them).
+            default: the level :meth:`PriorityQueue.send` uses without ``priority=`` (default: none, say it).
+            dead_letter, offload, format, options: as for :meth:`queue`, applied to every level's queue.
+        """
+        check_levels(name, levels, mode, reserved or {}, default)
+        if name in self._priority_queues:
+            raise ConfigError(f"priority queue {name!r} is already registered on this app: reuse its handle")
+        queues = {
+            level: self.queue(
+                level_queue_name(name, level),
+                type,
+                dead_letter=dead_letter,
+                offload=offload,
+                format=format,
+                **options,
+            )
+            for level in levels
+        }
+        queue: PriorityQueue[Any] = PriorityQueue(
+            name, queues, levels, mode=mode, reserved=reserved, default=default
+        )
+        self._priority_queues[name] = queue
         return queue
 
     @property
@@ -306,7 +395,7 @@ class App:
 
     def worker(
         self,
-        queue: Queue[Any],
+        queue: Queue[Any] | PriorityQueue[Any],
         *,
         name: str | None = None,
         concurrency: int = 10,
@@ -321,7 +410,9 @@ class App:
         """Register the decorated function as the handler of ``queue``; the function is returned unchanged.
 
         Args:
-            queue: a queue registered on this app.
+            queue: a queue registered on this app, or a priority queue (the worker consumes all its levels,
+                sharing its handlers between them as the priority queue's ``mode`` says; it holds up to
+                ``concurrency + prefetch`` messages per level).
             name: the worker's name (default: the function's qualified name).
             concurrency: handlers running at once (FIFO queues: message groups at once).
             prefetch: messages received ahead of free handlers (default: ``min(concurrency, 10)``).
@@ -358,7 +449,7 @@ class App:
     def _add_worker(
         self,
         name: str,
-        queue: Queue[Any],
+        queue: Queue[Any] | PriorityQueue[Any],
         handler: Handler,
         concurrency: int,
         prefetch: int | None,
@@ -372,7 +463,8 @@ class App:
             prefetch=min(concurrency, 10) if prefetch is None else prefetch,
             **options,
         )
-        if self._queues.get(queue.name) is not queue:
+        registered = self._priority_queues if isinstance(queue, PriorityQueue) else self._queues
+        if registered.get(queue.name) is not queue:
             raise ConfigError(f"worker {worker.name}: queue {queue.name!r} is not registered on this app")
         if worker.name in self._workers:
             raise ConfigError(f"a worker named {worker.name!r} is already registered")
@@ -411,7 +503,8 @@ class App:
                         raise
                     result, error = None, exc
                 if isinstance(url, str):
-                    await sender.reply(self._sqs(), url, correlation_id, result, error)
+                    payloads = await queue._payloads()
+                    await sender.reply(self._sqs(), url, correlation_id, result, error, payloads)
 
             handler = Handler(respond, inner.name, inner.body_type, False, True, False, True)
             self._add_worker(name or inner.name, queue, handler, concurrency, prefetch)
@@ -568,13 +661,13 @@ class App:
         if self._stack is not None:
             raise QfanError(f"app {self.name!r} is already open")
         async with AsyncExitStack() as stack:
-            sqs = await stack.enter_async_context(open_sqs(self.settings))
+            data, control = await stack.enter_async_context(open_sqs_planes(self.settings, self.transport))
             s3: ObjectStore | None = None
             policies = [q.offload for q in self._queues.values()] + [t.offload for t in self._topics.values()]
             if any(policy is not None for policy in policies):
                 s3 = await stack.enter_async_context(open_s3(self.settings))
             self._connection = SqsConnection(
-                data=sqs, control=sqs, retry=self.retry, linger=self.linger, s3=s3
+                data=data, control=control, retry=self.retry, linger=self.linger, s3=s3
             )
             if self._topics:  # SNS is only connected to when the app has topics
                 sns = await stack.enter_async_context(open_sns(self.settings))

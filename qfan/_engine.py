@@ -2,10 +2,16 @@
 
 Flow for one worker::
 
-    receivers (long polls) --> held messages --(per group, bounded by the limiter)--> handler --> settle
+    receivers (long polls) --> held messages, ready per group --> runners --> handler --> settle
 
+- ``concurrency`` long-lived runners take turns from the :class:`~qfan._scheduler.Scheduler` (no task per
+  message): each turn runs one ready unit (a group's next message, or a batch) and settles it.
 - At most ``concurrency + prefetch`` messages are held at once (a semaphore of slots, one per message,
   released only when the message is settled), and each receive asks for no more than the free slots.
+- A priority queue's levels are received separately (each level with its own slots, and one receiver
+  only while the level's last receive came back short); which held message runs next is the
+  :class:`~qfan._scheduler.Scheduler`'s decision: weighted shares or strict order. Strict mode does not
+  even receive a level while a higher one has work, and gives back what such a receive brought.
 - Every held message is tracked by the visibility heartbeat until it is settled, so waiting and long-running
   messages do not reappear on the queue.
 - Messages are processed per *group*: on a FIFO queue a group is the message group (one message at a time,
@@ -25,6 +31,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -35,7 +42,10 @@ from ._codec import Decoder
 from ._exceptions import Ack, MessageError, QfanError, Reject, Retry
 from ._heartbeat import VisibilityHeartbeat
 from ._message import Message
+from ._priority import PriorityQueue
+from ._queue import Queue
 from ._redrive import DEAD_LETTER_ATTRIBUTES
+from ._scheduler import Scheduler
 from ._worker import Middleware, Worker
 
 logger = logging.getLogger("qfan")
@@ -43,6 +53,18 @@ logger = logging.getLogger("qfan")
 DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SOURCE = DEAD_LETTER_ATTRIBUTES
 _MAX_REASON = 1_000
 _GATHER_SLOTS = 0.003
+_IDLE_BACKOFF = 2.0  # the longest pause between short polls (receive_wait=0) of an empty priority level
+
+
+@dataclass(eq=False)
+class _Level:
+    """One queue the worker receives from: a priority level, or the worker's only queue."""
+
+    index: int
+    name: str
+    queue: Queue[Any]
+    slots: anyio.Semaphore
+    gathering: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 class WorkerEngine:
@@ -50,21 +72,37 @@ class WorkerEngine:
 
     def __init__(self, worker: Worker, middleware: Sequence[Middleware] = ()) -> None:
         self.worker = worker
-        self.queue = worker.queue
         self.stats = worker.stats
         self.fifo = worker.queue.fifo
         self._middleware = tuple(middleware)
         self._decoder: Decoder[Any] = Decoder(worker.handler.body_type)
-        self._limiter = anyio.CapacityLimiter(worker.concurrency)
+        capacity = worker.concurrency + worker.prefetch
+        source = worker.queue
+        queues = source.levels if isinstance(source, PriorityQueue) else {source.name: source}
+        self._levels = [
+            _Level(i, name, queue, anyio.Semaphore(capacity or 1))
+            for i, (name, queue) in enumerate(queues.items())
+        ]
+        self._by_queue = {level.queue.name: level for level in self._levels}
+        self._priority = isinstance(source, PriorityQueue)
+        if isinstance(source, PriorityQueue):
+            self._scheduler = Scheduler(
+                worker.concurrency,
+                list(source.weights.values()),
+                source.mode,
+                dict(enumerate(source.reserved_slots)),
+            )
+        else:
+            self._scheduler = Scheduler(worker.concurrency)
         # Sync handlers' threads: a limiter of their own (a task holding a token cannot borrow another).
         self._threads = anyio.CapacityLimiter(worker.concurrency)
-        self._slots = anyio.Semaphore(worker.concurrency + max(worker.prefetch, 0) or 1)
         self._per_receive = worker.batch_size or 10
-        capacity = worker.concurrency + worker.prefetch
         self._receivers = 1 if self.fifo else max(1, min(10, math.ceil(capacity / self._per_receive)))
         self._held: set[Message[Any]] = set()
         self._started: set[Message[Any]] = set()
-        self._groups: dict[str, deque[Message[Any]]] = {}
+        self._groups: dict[tuple[int, str], deque[Message[Any]]] = {}
+        # Units ready to run, per level: a group's key (its next message), or a batch.
+        self._ready: list[deque[tuple[int, str] | list[Message[Any]]]] = [deque() for _ in self._levels]
         self._stopping = False
         self._active = 0
         self._idle = anyio.Event()
@@ -73,15 +111,20 @@ class WorkerEngine:
 
     async def run(self, stop: anyio.Event, drain_timeout: float) -> None:
         """Process messages until ``stop`` is set, then drain (see the module docstring)."""
-        info = await self.queue.declare()
-        self._visibility = self.worker.visibility_timeout or int(info.attributes.get("VisibilityTimeout", 30))
+        infos = [await level.queue.declare() for level in self._levels]
+        self._visibility = self.worker.visibility_timeout or max(
+            int(info.attributes.get("VisibilityTimeout", 30)) for info in infos
+        )
         self._heartbeat = VisibilityHeartbeat(self._visibility, self.worker.max_extension)
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat.run)
             async with anyio.create_task_group() as work:
+                for _ in range(self.worker.concurrency):
+                    work.start_soon(self._runner)
                 async with anyio.create_task_group() as intake:
-                    for _ in range(self._receivers):
-                        intake.start_soon(self._receive_loop, work)
+                    for level in self._levels:
+                        for index in range(self._receivers):
+                            intake.start_soon(self._receive_loop, level, index)
                     await stop.wait()
                     intake.cancel_scope.cancel()
                 self._stopping = True
@@ -96,86 +139,135 @@ class WorkerEngine:
 
     # -- intake ---------------------------------------------------------------------------------------
 
-    async def _receive_loop(self, work: anyio.abc.TaskGroup) -> None:
-        failures = 0
+    async def _receive_loop(self, level: _Level, index: int) -> None:
+        failures = empty = 0
+        scheduler = self._scheduler
+        wait = self.worker.receive_wait
+        wait = level.queue.options.wait_seconds if wait is None else wait
         while True:
-            await self._slots.acquire()
-            want = 1
+            # Strict mode: not while a higher level has work. Priority levels: extra receivers only while
+            # the level is busy, so an empty level costs one long poll per receive_wait.
+            while not scheduler.may_receive(level.index) or (
+                index and self._priority and scheduler.drained(level.index)
+            ):
+                await scheduler.wait_changed()
             # Gather free slots for a moment before receiving: with fast handlers slots free up one by
             # one, and a receive per freed slot would multiply the calls (each costs far more than waiting).
-            with anyio.move_on_after(_GATHER_SLOTS):
-                while want < self._per_receive:
-                    await self._slots.acquire()
-                    want += 1
+            # One receiver gathers at a time, so that receivers fill their asks in turn, not all by halves.
+            async with level.gathering:
+                await level.slots.acquire()
+                want = 1 + _take_free(level.slots, self._per_receive - 1)
+                if want < self._per_receive:
+                    with anyio.move_on_after(_GATHER_SLOTS):
+                        while want < self._per_receive:
+                            await level.slots.acquire()
+                            want += 1 + _take_free(level.slots, self._per_receive - want - 1)
             try:
-                messages = await self.queue._receive(
-                    self._decoder, want, self.worker.receive_wait, self._visibility
-                )
+                messages = await level.queue._receive(self._decoder, want, wait, self._visibility)
                 failures = 0
             except QfanError as exc:
                 for _ in range(want):
-                    self._slots.release()
+                    level.slots.release()
                 failures += 1
                 logger.warning("worker %s: receive failed (%s), backing off", self.worker.name, exc)
                 await anyio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
                 continue
             for _ in range(want - len(messages)):
-                self._slots.release()
+                level.slots.release()
             for message in messages:
                 self._hold(message)
+            scheduler.received(level.index, short=len(messages) < want)
+            if not scheduler.may_receive(level.index):  # a higher level got work meanwhile: give back
+                await self._release(messages)
+                continue
+            empty = 0 if messages else empty + 1
+            if empty and self._priority and wait == 0:  # short polls of an empty level: back off
+                await anyio.sleep(min(_IDLE_BACKOFF, 0.05 * 2 ** min(empty, 6)))
             if self.worker.batch_size is not None:
                 if messages:
-                    work.start_soon(self._run_batch, messages)
+                    self._ready[level.index].append(messages)
+                    self._scheduler.ready(level.index)
                 continue
             for message in messages:
-                key = message.group_id if self.fifo and message.group_id else message.message_id
+                group = message.group_id if self.fifo and message.group_id else message.message_id
+                key = (level.index, group)
                 waiting = self._groups.get(key)
                 if waiting is None:
                     self._groups[key] = deque([message])
-                    work.start_soon(self._run_group, key)
+                    self._ready[level.index].append(key)
+                    self._scheduler.ready(level.index)
                 else:
                     waiting.append(message)
 
     def _hold(self, message: Message[Any]) -> None:
         self._held.add(message)
+        self._scheduler.held(self._by_queue[message.queue].index, 1)
         self._heartbeat.track(message)
         self.stats.received += 1
         self.stats.in_flight += 1
 
+    def _start(self, message: Message[Any]) -> None:
+        self._started.add(message)
+        level = self._by_queue[message.queue]
+        self._scheduler.held(level.index, -1)
+        if self._priority:
+            by_level = self.stats.started_by_level
+            by_level[level.name] = by_level.get(level.name, 0) + 1
+
     def _forget(self, message: Message[Any]) -> None:
         if message in self._held:
             self._held.discard(message)
-            self._started.discard(message)
+            level = self._by_queue[message.queue]
+            if message in self._started:
+                self._started.discard(message)
+            else:
+                self._scheduler.held(level.index, -1)
             self._heartbeat.untrack(message)
-            self._slots.release()
+            level.slots.release()
             self.stats.in_flight -= 1
 
     # -- running --------------------------------------------------------------------------------------
 
-    async def _run_group(self, key: str) -> None:
-        self._active += 1
-        try:
-            waiting = self._groups[key]
-            while waiting:
-                async with self._limiter:
-                    if self._stopping or not waiting:
-                        return
-                    message = waiting.popleft()
-                    succeeded = await self._process(message)
-                if not succeeded and self.fifo:
-                    # Later messages of this group must not overtake the failed one.
-                    released = list(waiting)
-                    waiting.clear()
-                    await self._release(released)
-        finally:
+    async def _runner(self) -> None:
+        """One of ``concurrency`` long-lived runners: take a turn, run one unit of its level, repeat."""
+        scheduler = self._scheduler
+        while True:
+            level, slot = await scheduler.take()
+            unit = self._ready[level].popleft()
+            self._active += 1
+            try:
+                if isinstance(unit, list):
+                    await self._run_batch(unit)
+                else:
+                    await self._run_next(level, unit)
+            finally:
+                scheduler.done(slot)
+                self._active -= 1
+                if not self._active:
+                    self._idle.set()
+
+    async def _run_next(self, level: int, key: tuple[int, str]) -> None:
+        """Run the next message of a group (every message is its own group outside FIFO queues)."""
+        waiting = self._groups[key]
+        if self._stopping or not waiting:  # stopping: its messages were given back
             self._groups.pop(key, None)
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
+            return
+        message = waiting.popleft()
+        succeeded = await self._process(message)
+        if waiting and not succeeded and self.fifo:
+            # Later messages of this group must not overtake the failed one.
+            released = list(waiting)
+            waiting.clear()
+            await self._release(released)
+        if waiting:  # its next message (maybe one that arrived meanwhile) waits for a turn of its own
+            self._ready[level].append(key)
+            self._scheduler.ready(level)
+        else:
+            del self._groups[key]
 
     async def _process(self, message: Message[Any]) -> bool:
         """Run the handler for one message and settle it; True when it was deleted as handled."""
-        self._started.add(message)
+        self._start(message)
         try:
             try:
                 _ = message.body  # poison never reaches the handler, and never loops
@@ -207,24 +299,20 @@ class WorkerEngine:
         await call()
 
     async def _run_batch(self, messages: list[Message[Any]]) -> None:
-        self._active += 1
         try:
-            async with self._limiter:
-                if self._stopping:
-                    return
-                self._started.update(messages)
-                try:
-                    await self._process_batch(messages)
-                except BaseException:
-                    with anyio.CancelScope(shield=True):
-                        await self._release([m for m in messages if m in self._held and not m.settled])
-                    raise
+            if self._stopping:  # its messages were given back
+                return
+            for message in messages:
+                self._start(message)
+            try:
+                await self._process_batch(messages)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._release([m for m in messages if m in self._held and not m.settled])
+                raise
         finally:
             for message in messages:
                 self._forget(message)
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
 
     async def _process_batch(self, messages: list[Message[Any]]) -> None:
         good: list[Message[Any]] = []
@@ -326,7 +414,8 @@ class WorkerEngine:
 
     async def _dead_letter(self, message: Message[Any], reason: str, error: BaseException) -> None:
         """Copy the message to the dead-letter queue with the reason, then delete it: never lose it."""
-        target = self.queue.dead_letter
+        queue = self._by_queue[message.queue].queue
+        target = queue.dead_letter
         if target is None:
             logger.error(
                 "worker %s: message %s should be dead-lettered (%s) but queue %s has no dead_letter; "
@@ -334,11 +423,11 @@ class WorkerEngine:
                 self.worker.name,
                 message.message_id,
                 reason,
-                self.queue.name,
+                queue.name,
             )
             await self._retry(message, round(self.worker.backoff.maximum))
             return
-        attributes = _reason_attributes(message, reason, error, self.queue.name)
+        attributes = _reason_attributes(message, reason, error, queue.name)
         try:
             try:
                 await target.forward(message, attributes=attributes)
@@ -351,6 +440,18 @@ class WorkerEngine:
             return
         logger.warning("worker %s: dead-lettered %s: %s", self.worker.name, message.message_id, reason)
         self.stats.dead_lettered += 1
+
+
+def _take_free(slots: anyio.Semaphore, most: int) -> int:
+    """Take up to ``most`` slots that are free right now, without waiting (nor yielding); how many."""
+    taken = 0
+    while taken < most:
+        try:
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            break
+        taken += 1
+    return taken
 
 
 def _reason_attributes(

@@ -153,6 +153,10 @@ class Queue(Generic[T]):
             seconds += int(dead.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
         return seconds
 
+    async def _payloads(self) -> Payloads | None:
+        """The offloading side of this queue once declared (``None`` without an offload policy)."""
+        return (await self._state()).payloads
+
     @property
     def payload_delete_failures(self) -> int:
         """Offloaded payloads whose S3 delete failed after their message was acked (see the log)."""

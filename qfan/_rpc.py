@@ -6,6 +6,11 @@ answer to that URL with the same correlation id (and ``qfan-error-type`` when it
 requester's reply queue is created on first use, named ``qfan-reply-<app>-<random>``, tagged with its owner
 and a heartbeat time the loop refreshes; it is deleted when the app closes, and idle ones left by crashed
 processes are swept by :func:`sweep_reply_queues`.
+
+Large bodies go through S3 both ways, by the request queue's ``Offload`` policy: a request like any message
+on that queue; a reply too large for a reply queue is uploaded by the responder under its queue's policy,
+and the requester reads it under its own handle's policy (then deletes it). A responder without a policy
+answers a too-large reply with a ``RemoteError`` saying so, rather than leaving the request to time out.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ._attributes import AttributeValue, from_wire, to_wire
+from ._attributes import AttributeValue, from_wire, to_wire, wire_size
 from ._codec import Decoder, Encoder
-from ._exceptions import QfanError, RemoteError, RequestTimeout
+from ._exceptions import MessageError, MessageTooLarge, QfanError, RemoteError, RequestTimeout
+from ._payloads import Payloads, fetch_all, is_offloaded
+from ._pointer import PayloadLocation
 from ._queue import Queue
 from ._transport import ReceiptEntry, SendEntry, SqsConnection
 
@@ -40,6 +47,8 @@ REPLY_PREFIX = "qfan-reply-"
 OWNER_TAG = "qfan:owner"
 HEARTBEAT_TAG = "qfan:heartbeat"
 HEARTBEAT_SECONDS = 60.0
+# Reply queues are created with SQS's classic limit, so that every emulator and region accepts them.
+REPLY_MAX_SIZE = 262_144
 
 
 @dataclass
@@ -62,16 +71,20 @@ class RpcStats:
 
 
 class _Pending:
-    __slots__ = ("body", "content_type", "decoder", "done", "error_type")
+    __slots__ = ("body", "content_type", "decoder", "done", "error", "error_type", "payloads")
 
-    def __init__(self, decoder: Decoder[Any]) -> None:
+    def __init__(self, decoder: Decoder[Any], payloads: Payloads | None) -> None:
         self.decoder = decoder
+        self.payloads = payloads
         self.done = anyio.Event()
         self.body = ""
         self.content_type: str | None = None
         self.error_type: str | None = None
+        self.error: MessageError | None = None  # the reply's offloaded body could not be read
 
     def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
         if self.error_type is not None:
             raise RemoteError(self.error_type, self.body)
         return self.decoder.decode(self.body, self.content_type)
@@ -114,7 +127,7 @@ class ReplyRouter:
         decoder = self._decoders.get(response_type)
         if decoder is None:
             decoder = self._decoders[response_type] = Decoder(response_type)
-        pending = self._pending[correlation_id] = _Pending(decoder)
+        pending = self._pending[correlation_id] = _Pending(decoder, await queue._payloads())
         try:
             await queue.send(
                 value,
@@ -138,7 +151,11 @@ class ReplyRouter:
         async with self._lock:
             if self._url is None:
                 tags = {OWNER_TAG: f"{socket.gethostname()}:{os.getpid()}", HEARTBEAT_TAG: _now()}
-                attributes = {"MessageRetentionPeriod": "300", "VisibilityTimeout": "30"}
+                attributes = {
+                    "MessageRetentionPeriod": "300",
+                    "VisibilityTimeout": "30",
+                    "MaximumMessageSize": str(REPLY_MAX_SIZE),
+                }
                 url = await conn.retry.call(lambda: conn.control.create_queue(self.name, attributes, tags))
                 services.start_soon(self._receive_loop, conn, url)
                 services.start_soon(self._heartbeat, conn, url)
@@ -155,13 +172,23 @@ class ReplyRouter:
                 logger.warning("reply queue %s: receive failed: %s", self.name, exc)
                 await anyio.sleep(1)
                 continue
+            payloads_read: list[tuple[Payloads, PayloadLocation]] = []
             for message in received:
                 attributes, content_type = from_wire(message.attributes)
                 pending = self._pending.get(str(attributes.get(CORRELATION_ID, "")))
                 if pending is None or pending.done.is_set():
-                    self.stats.dropped += 1
+                    self.stats.dropped += 1  # an offloaded one's payload is left to the bucket's expiry
                     continue
                 pending.body, pending.content_type = message.body, content_type
+                if is_offloaded(message.attributes):
+                    (fetched,) = await fetch_all([message], pending.payloads)
+                    assert fetched is not None
+                    if fetched.error is not None:
+                        pending.error = fetched.error
+                    else:
+                        pending.body, pending.content_type = fetched.body or "", fetched.content_type
+                        if pending.payloads is not None and fetched.location is not None:
+                            payloads_read.append((pending.payloads, fetched.location))
                 error_type = attributes.get(ERROR_TYPE)
                 pending.error_type = None if error_type is None else str(error_type)
                 self.stats.replied += 1
@@ -174,6 +201,8 @@ class ReplyRouter:
                 )
                 if errors:  # a reply delivered again is dropped as unknown: harmless
                     logger.warning("reply queue %s: %d replies not deleted", self.name, len(errors))
+            for payloads, location in payloads_read:
+                await payloads.delete(location)
 
     @staticmethod
     async def _heartbeat(conn: SqsConnection, url: str) -> None:
@@ -203,19 +232,37 @@ class ReplySender:
         self._encoder = Encoder()
 
     async def reply(
-        self, conn: SqsConnection, url: str, correlation_id: str, value: Any, error: BaseException | None
+        self,
+        conn: SqsConnection,
+        url: str,
+        correlation_id: str,
+        value: Any,
+        error: BaseException | None,
+        payloads: Payloads | None = None,
     ) -> None:
-        """Send the handler's result (or its exception's type and message) to ``url``."""
+        """Send the handler's result (or its exception's type and message) to ``url``.
+
+        A result too large for the reply queue goes through S3 under ``payloads`` (the request queue's
+        policy); without one, the requester gets a ``RemoteError`` of type ``MessageTooLarge``.
+        """
+        if error is None:
+            body, content_type = self._encoder.encode(value)
+            wire = to_wire({CORRELATION_ID: correlation_id}, content_type)
+            size = len(body.encode()) + wire_size(wire)
+            if size > REPLY_MAX_SIZE or (payloads is not None and payloads.wants(size)):
+                if payloads is None:
+                    error = MessageTooLarge(size, REPLY_MAX_SIZE, url.rpartition("/")[2])
+                else:
+                    offloaded = payloads.offload(body, wire)
+                    await payloads.upload(offloaded)
+                    body, wire = offloaded.body, offloaded.attributes
         if error is not None:
-            body, content_type = str(error), "text/plain"
             extra: dict[str, AttributeValue] = {
                 CORRELATION_ID: correlation_id,
                 ERROR_TYPE: type(error).__name__,
             }
-        else:
-            body, content_type = self._encoder.encode(value)
-            extra = {CORRELATION_ID: correlation_id}
-        entry = SendEntry("0", body, to_wire(extra, content_type))
+            body, wire = str(error)[:200_000], to_wire(extra, "text/plain")
+        entry = SendEntry("0", body, wire)
         _, errors = await conn.retry.call_batch(
             "SendMessageBatch", partial(conn.data.send_batch, url), [entry]
         )

@@ -10,7 +10,9 @@ from ._backoff import Backoff
 from ._exceptions import ConfigError
 from ._handler import Handler
 from ._message import Message
+from ._priority import PriorityQueue
 from ._queue import Queue
+from ._scheduler import check_reserved
 
 Middleware = Callable[[Message[Any], Callable[[], Awaitable[None]]], Awaitable[None]]
 """``async def middleware(message, call_next)``: runs around every single-message handler call."""
@@ -29,6 +31,7 @@ class WorkerStats:
         dead_lettered: messages moved to the dead-letter queue (poison, rejected, out of attempts).
         released: messages given back unstarted (shutdown, or a FIFO group stopped by a failure).
         in_flight: messages held right now (waiting or running).
+        started_by_level: on a priority queue, messages started per level.
         handler_seconds: total time spent in the handler.
         handler_calls: handler invocations.
         max_handler_seconds: the longest handler call.
@@ -40,6 +43,7 @@ class WorkerStats:
     dead_lettered: int = 0
     released: int = 0
     in_flight: int = 0
+    started_by_level: dict[str, int] = field(default_factory=dict)
     handler_seconds: float = 0.0
     handler_calls: int = 0
     max_handler_seconds: float = 0.0
@@ -62,6 +66,7 @@ class WorkerStats:
             f"dead_lettered={self.dead_lettered} released={self.released} in_flight={self.in_flight} "
             f"mean_handler={self.mean_handler_seconds * 1000:.1f}ms "
             f"max_handler={self.max_handler_seconds:.2f}s"
+            + "".join(f" started[{level}]={n}" for level, n in self.started_by_level.items())
         )
 
 
@@ -71,7 +76,7 @@ class Worker:
 
     Attributes:
         name: unique within the app (default: the handler's qualified name).
-        queue: where messages come from.
+        queue: where messages come from (a queue, or a priority queue's levels).
         handler: the user's function, introspected.
         concurrency: handlers running at once (for FIFO queues: message groups at once).
         prefetch: messages received ahead of free handlers (held invisible, heartbeat-extended).
@@ -86,7 +91,7 @@ class Worker:
     """
 
     name: str
-    queue: Queue[Any]
+    queue: Queue[Any] | PriorityQueue[Any]
     handler: Handler
     concurrency: int = 10
     prefetch: int = 10
@@ -113,6 +118,13 @@ class Worker:
             raise ConfigError(f"worker {self.name}: receive_wait must be 0..20 seconds")
         if self.batch_size is not None and not 1 <= self.batch_size <= 10:
             raise ConfigError(f"worker {self.name}: batch_size must be 1..10")
+        if isinstance(self.queue, PriorityQueue):
+            try:
+                check_reserved(
+                    self.concurrency, len(self.queue.levels), dict(enumerate(self.queue.reserved_slots))
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"worker {self.name}: {exc}") from None
         if self.handler.batch != (self.batch_size is not None):
             raise ConfigError(
                 f"worker {self.name}: a handler taking list[qfan.Message[T]] needs batch_size=, "

@@ -3,6 +3,10 @@
 Which emulators: ``--emulator moto`` / ``--emulator ministack`` (repeatable), else the comma-separated
 ``QFAN_TEST_EMULATOR`` variable, else all of them (README's test command runs the suite against both).
 Each chosen emulator is started once per session and shared, so tests must use ``unique_name()`` queues.
+
+Which transports the apps from ``make_app`` use for the per-message SQS calls: ``--transport fast`` /
+``--transport botocore`` (repeatable), else the comma-separated ``QFAN_TEST_TRANSPORT`` variable, else both:
+every test that builds its apps with ``make_app`` runs once per transport and emulator.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     import qfan
 
 ENV_VAR = "QFAN_TEST_EMULATOR"
+TRANSPORT_ENV_VAR = "QFAN_TEST_TRANSPORT"
+TRANSPORTS = ("fast", "botocore")  # qfan's own tuple, not imported: collection must not import the library
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,11 +39,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"run against this emulator (repeatable; default: ${ENV_VAR}, comma-separated, else all)",
     )
     parser.addoption(
+        "--transport",
+        action="append",
+        choices=TRANSPORTS,
+        help=f"make_app apps use this transport (repeatable; default: ${TRANSPORT_ENV_VAR}, else both)",
+    )
+    parser.addoption(
         "--chaos-size",
         choices=chaos_report.SCALES,
         help="size of the chaos suite (tests/chaos): ci (reduced, the default) or full "
         "(default: $QFAN_CHAOS_SCALE, else ci)",
     )
+
+
+def chosen_transports(config: pytest.Config) -> list[str]:
+    """The transports ``make_app`` builds apps on, from the command line, else the environment, else both."""
+    chosen: list[str] | None = config.getoption("--transport")
+    if not chosen:
+        chosen = [t.strip() for t in os.environ.get(TRANSPORT_ENV_VAR, "").split(",") if t.strip()]
+    unknown = sorted(set(chosen) - set(TRANSPORTS))
+    if unknown:
+        raise pytest.UsageError(
+            f"{TRANSPORT_ENV_VAR}: unknown transport(s) {unknown}; choose from {TRANSPORTS}"
+        )
+    return list(dict.fromkeys(chosen)) or list(TRANSPORTS)
 
 
 def chaos_scale(config: pytest.Config) -> chaos_report.Scale:
@@ -78,6 +103,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests that (indirectly) use ``emulator`` run once per chosen emulator; the others run once."""
     if "emulator_name" in metafunc.fixturenames:
         metafunc.parametrize("emulator_name", chosen_emulators(metafunc.config), scope="session")
+    if "transport" in metafunc.fixturenames:
+        metafunc.parametrize("transport", chosen_transports(metafunc.config))
 
 
 @pytest.fixture(scope="session")
@@ -128,12 +155,18 @@ def unique_name() -> Callable[..., str]:
 
 
 @pytest.fixture
-def make_app(endpoint_url: str) -> Callable[..., qfan.App]:
-    """Apps pointed at the emulator; fast retries so that fault tests don't wait long."""
+def make_app(endpoint_url: str, transport: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., qfan.App]:
+    """Apps pointed at the emulator, on this test's transport; fast retries so fault tests don't wait long.
+
+    ``QFAN_TRANSPORT`` is set too, so apps the test starts in worker processes use the same transport.
+    """
     import qfan  # here, not at the top: the emulator and proxy tests must not depend on the library
+
+    monkeypatch.setenv("QFAN_TRANSPORT", transport)
 
     def make(*, endpoint_url: str = endpoint_url, **kwargs: Any) -> qfan.App:
         kwargs.setdefault("retry", qfan.RetryPolicy(attempts=5, initial_wait=0.01, max_wait=0.2))
+        kwargs.setdefault("transport", transport)
         return qfan.App("tests", endpoint_url=endpoint_url, region="us-east-1", **kwargs)
 
     return make

@@ -17,7 +17,7 @@ import pytest
 from .support.emulators import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
-ALWAYS_RUN = {"qfan", "qfan-send", "aiobotocore", "boto3-naive", "boto3-batched"}
+ALWAYS_RUN = {"qfan", "qfan-botocore", "qfan-send", "aiobotocore", "boto3-naive", "boto3-batched"}
 
 
 @pytest.fixture
@@ -54,8 +54,13 @@ def test_every_scenario_and_client_at_tiny_size(emulator: Emulator, harness: obj
         for scenario in ("publish", "consume", "e2e"):
             if (client, scenario) != ("qfan-send", "consume") and (client, scenario) != ("qfan-send", "e2e"):
                 assert cells[client, scenario]["status"] == "ok", (client, scenario)
-    for scenario in ("fanout", "rpc", "offload"):  # qfan runs every scenario the harness has
-        assert cells["qfan", scenario]["status"] == "ok", (scenario, cells["qfan", scenario]["reason"])
+    for scenario in ("fanout", "rpc", "offload"):  # qfan runs every scenario the harness, on both transports
+        for client in ("qfan", "qfan-botocore"):
+            assert cells[client, scenario]["status"] == "ok", (
+                client,
+                scenario,
+                cells[client, scenario]["reason"],
+            )
     assert exit_code == 0
     markdown = (tmp_path / "results.md").read_text()
     for client in document["clients"]:

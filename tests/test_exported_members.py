@@ -11,6 +11,7 @@ EXPECTED = {
     "Topic",
     "TopicInfo",
     "PlanItem",
+    "PriorityQueue",
     "ResourceConflict",
     "TopicConflict",
     "Ack",

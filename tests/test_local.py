@@ -1,6 +1,7 @@
 """The embedded emulator: same code path as AWS, only the endpoint differs."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,9 +40,9 @@ def test_quickstart_in_readme_is_the_example_and_runs() -> None:
     assert result.stdout.strip() == "received 101 orders"
 
 
-def run_example(name: str) -> str:
+def run_example(name: str, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
+        [sys.executable, str(ROOT / "examples" / name), *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -72,3 +73,20 @@ def test_image_fanout_example() -> None:
     lines = run_example("image_fanout.py").splitlines()
     assert lines[-1] == "published 12 events: {'faces': 12, 'metadata': 12, 'thumbnails': 8}"
     assert sum(line.startswith("unchanged") for line in lines) == 11  # declared when the app opened
+
+
+def test_priority_jobs_example_shows_the_weighted_shares() -> None:
+    lines = run_example("priority_jobs.py").splitlines()
+    assert lines[0] == "150 jobs queued on each level; weights {'high': 8, 'normal': 3, 'low': 1}"
+    last = lines[-1]
+    assert last.startswith("first 225 jobs (every level had backlog): ")
+    shares = dict(re.findall(r"(high|normal|low) +(\d+)%", last.split(":")[1]))
+    assert abs(int(shares["high"]) - 67) <= 10, last
+    assert abs(int(shares["normal"]) - 25) <= 4, last
+    assert abs(int(shares["low"]) - 8) <= 2, last
+
+
+def test_async_web_example_answers_through_the_queues() -> None:
+    lines = run_example("async_web.py", "--self-test", "20", "--port", "0").splitlines()
+    assert lines[0] == "GET /resize?key=bad.jpg&width=-1 -> 422 ValueError: width must be positive, got -1"
+    assert lines[1].startswith("20 web requests answered through the queues: p50 ")

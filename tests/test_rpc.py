@@ -10,6 +10,8 @@ import pytest
 import qfan
 
 from .helpers import AppFactory
+from .support.aws import raw_client
+from .support.proxy import Proxy
 from .test_cli import qfan as qfan_cli
 
 
@@ -159,3 +161,52 @@ async def test_reply_queue_is_deleted_on_shutdown_and_orphans_are_swept(
     async with make_app() as again:
         assert await again.queue(alive.name, create=False).declare()  # still there
         assert await again.sweep_reply_queues(idle_seconds=3600) == []  # the orphan is gone
+
+
+async def test_large_requests_and_replies_go_through_s3_and_are_cleaned_up(
+    make_app: AppFactory, endpoint_url: str, proxy: Proxy, unique_name: Callable[..., str]
+) -> None:
+    bucket = f"qfan-rpc-{unique_name('b').lower()[-20:]}"
+    name = unique_name("echo")
+    server, client = make_app(endpoint_url=proxy.endpoint_url), make_app(endpoint_url=proxy.endpoint_url)
+    served = server.queue(name, str, max_message_size=262_144, offload=qfan.Offload(bucket))
+
+    @server.responder(served, name="echo")
+    async def echo(text: str) -> str:
+        return text[::-1] * 2  # a reply twice the request's size
+
+    asked = client.queue(name, str, max_message_size=262_144, offload=qfan.Offload(bucket))
+    text = "é" * 140_000 + "end"  # 280 KB of UTF-8, over SQS's 256 KiB: offloaded; so is the 560 KB reply
+    async with server, client, anyio.create_task_group() as tg:
+        tg.start_soon(server.run)
+        reply = await client.request(asked, text, response_type=str, timeout=60)
+        small = await client.request(asked, "abc", response_type=str, timeout=60)
+        server.stop()
+    assert reply == text[::-1] * 2
+    assert small == "cbacba"
+    uploads = [r for r in proxy.s3_calls(bucket, "PUT") if "/" in r.path.split("?")[0].strip("/")]
+    assert len(uploads) == 2  # the large request and the large reply; the small ones went inline
+    async with raw_client("s3", endpoint_url) as s3:
+        listed = await s3.list_objects_v2(Bucket=bucket)
+    assert listed.get("KeyCount", 0) == 0  # request and reply payloads were deleted once read
+
+
+async def test_a_reply_too_large_without_offload_is_a_remote_error_not_a_timeout(
+    make_app: AppFactory, unique_name: Callable[..., str]
+) -> None:
+    name = unique_name("big")
+    server, client = make_app(), make_app()
+
+    @server.responder(server.queue(name, int), name="big")
+    async def big(n: int) -> str:
+        return "x" * n
+
+    queue = client.queue(name, int)
+    async with server, client, anyio.create_task_group() as tg:
+        tg.start_soon(server.run)
+        with pytest.raises(qfan.RemoteError) as caught:
+            await client.request(queue, 300_000, response_type=str, timeout=60)
+        assert await client.request(queue, 3, response_type=str, timeout=60) == "xxx"
+        server.stop()
+    assert caught.value.remote_type == "MessageTooLarge"
+    assert "300" in caught.value.remote_message

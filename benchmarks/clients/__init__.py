@@ -12,7 +12,8 @@ from collections.abc import Callable
 from ..common import Job, NotAvailable, Outcome
 
 CLIENTS: dict[str, str] = {
-    "qfan": "qfan (this library): send_many / worker",
+    "qfan": "qfan (this library): send_many / worker, transport='fast' (the lean SQS data path)",
+    "qfan-botocore": "qfan: the same calls with transport='botocore' (every SQS call through aiobotocore)",
     "qfan-send": "qfan: one send() per message from concurrent tasks, coalesced",
     "boto3-naive": "boto3, one call per message",
     "boto3-batched": "boto3, batches of 10, one thread",
@@ -24,6 +25,7 @@ CLIENTS: dict[str, str] = {
 
 _MODULES = {
     "qfan": "qfan_client",
+    "qfan-botocore": "qfan_client",
     "qfan-send": "qfan_client",
     "boto3-naive": "boto3_client",
     "boto3-batched": "boto3_client",

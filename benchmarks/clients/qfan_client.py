@@ -1,6 +1,9 @@
 """qfan, as its README shows it: ``send_many`` for bulk publishing, ``send`` from concurrent tasks (the
 ``qfan-send`` row: every call coalesced into batches), a worker for consuming, ``publish_many`` to a topic,
 ``app.request`` with ``@app.responder``, and an ``Offload`` policy for large payloads.
+
+The ``qfan`` and ``qfan-send`` rows use the lean data path (``transport="fast"``); the ``qfan-botocore`` row
+runs the very same code with ``transport="botocore"``, so the two rows compare the transports alone.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ UNAVAILABLE = {
     "consume_qfan_send": "same consumer as the qfan row",
     "e2e_qfan_send": "same worker as the qfan row",
 }
+_TRANSPORTS = {"qfan-botocore": "botocore"}
 _IDLE = 10.0
 
 
 def _app(job: Job) -> Any:
     import qfan
 
-    return qfan.App("bench", endpoint_url=job.endpoint_url, region=job.region)
+    transport = _TRANSPORTS.get(job.client, "fast")
+    return qfan.App("bench", endpoint_url=job.endpoint_url, region=job.region, transport=transport)
 
 
 async def _send_concurrently(queue: Any, job: Job) -> None:

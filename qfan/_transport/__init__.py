@@ -5,10 +5,12 @@ from ._botocore import BotocoreSqs, open_sqs
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
 from ._connection import SnsConnection, SqsConnection
 from ._errors import error_for_code, map_aws_errors
+from ._planes import TRANSPORTS, Transport, open_sqs_planes, resolve_transport
 from ._retry import RetryPolicy
 from ._s3 import BotocoreS3, open_s3
 from ._settings import ConnectionSettings, resolve_endpoint
 from ._sns import BotocoreSns, open_sns
+from ._sqs_json import FastSqs
 from ._types import (
     BatchResult,
     EntryFailure,
@@ -26,12 +28,14 @@ from ._types import (
 )
 
 __all__ = [
+    "TRANSPORTS",
     "BatchResult",
     "BotocoreS3",
     "BotocoreSns",
     "BotocoreSqs",
     "ConnectionSettings",
     "EntryFailure",
+    "FastSqs",
     "LifecycleChange",
     "ObjectStore",
     "PublishEntry",
@@ -46,6 +50,7 @@ __all__ = [
     "SqsControlPlane",
     "SqsDataPlane",
     "StoredObject",
+    "Transport",
     "VisibilityEntry",
     "WireAttribute",
     "WireAttributes",
@@ -57,5 +62,7 @@ __all__ = [
     "open_s3",
     "open_sns",
     "open_sqs",
+    "open_sqs_planes",
     "resolve_endpoint",
+    "resolve_transport",
 ]

@@ -252,9 +252,14 @@ def client_config(settings: ConnectionSettings, **extra: Any) -> AioConfig:
 
 
 @asynccontextmanager
-async def open_client(settings: ConnectionSettings, service: Service, **config: Any) -> AsyncIterator[Any]:
-    """One pooled aiobotocore client for ``service``: endpoint, region and credentials the AWS way."""
-    session = AioSession(profile=settings.profile)
+async def open_client(
+    settings: ConnectionSettings, service: Service, *, session: AioSession | None = None, **config: Any
+) -> AsyncIterator[Any]:
+    """One pooled aiobotocore client for ``service``: endpoint, region and credentials the AWS way.
+
+    ``session`` shares an aiobotocore session (and its credential chain) with the caller.
+    """
+    session = session or AioSession(profile=settings.profile)
     async with session.create_client(
         service,
         region_name=settings.resolve_region(session.get_config_variable("region")),

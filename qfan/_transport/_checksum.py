@@ -7,6 +7,7 @@ length-prefixed value, all lengths 4-byte big-endian.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 
@@ -29,15 +30,22 @@ def md5_of_attributes(attributes: WireAttributes) -> str | None:
     """Hex MD5 of message attributes as SQS computes it, or ``None`` when there are none."""
     if not attributes:
         return None
+    # Most messages carry the same few attributes (often just the content type): remember their digests.
+    return _digest(
+        tuple(sorted((name, a.data_type, a.string_value, a.binary_value) for name, a in attributes.items()))
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _digest(attributes: tuple[tuple[str, str, str | None, bytes | None], ...]) -> str:
     digest = hashlib.md5(usedforsecurity=False)
-    for name in sorted(attributes):
-        attribute = attributes[name]
+    for name, data_type, string_value, binary_value in attributes:
         digest.update(_prefixed(name.encode()))
-        digest.update(_prefixed(attribute.data_type.encode()))
-        if attribute.binary_value is not None:
-            digest.update(_BINARY + _prefixed(attribute.binary_value))
+        digest.update(_prefixed(data_type.encode()))
+        if binary_value is not None:
+            digest.update(_BINARY + _prefixed(binary_value))
         else:
-            digest.update(_STRING + _prefixed((attribute.string_value or "").encode()))
+            digest.update(_STRING + _prefixed((string_value or "").encode()))
     return digest.hexdigest()
 
 

@@ -6,6 +6,7 @@ policy is the only one, and it also covers batch entries that failed on the serv
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -67,19 +68,32 @@ class RetryPolicy:
                 f"got initial_wait={self.initial_wait}, max_wait={self.max_wait}"
             )
 
-    def retrying(self) -> AsyncRetrying:
-        """A fresh tenacity controller for one logical call."""
+    def retrying(self, *, after_first: bool = False) -> AsyncRetrying:
+        """A fresh tenacity controller for one logical call (``after_first``: for the attempts after a
+        first one that failed, with the backoff carrying on from there)."""
         return AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait),
+            stop=stop_after_attempt(self.attempts - 1 if after_first else self.attempts),
+            wait=wait_random_exponential(
+                multiplier=self.initial_wait * (2 if after_first else 1), max=self.max_wait
+            ),
             retry=retry_if_exception(_is_transient),
             sleep=anyio.sleep,
             reraise=True,
         )
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn`` until it succeeds, fails permanently, or the attempts are used up."""
-        async for attempt in self.retrying():
+        """Run ``fn`` until it succeeds, fails permanently, or the attempts are used up.
+
+        The first attempt runs outside tenacity (most calls succeed at once, and a retry controller per call
+        costs more than the call's own bookkeeping); a transient failure hands the rest to tenacity.
+        """
+        try:
+            return await fn()
+        except QfanError as exc:
+            if not exc.transient or self.attempts == 1:
+                raise
+        await anyio.sleep(random.uniform(0, min(self.max_wait, self.initial_wait)))
+        async for attempt in self.retrying(after_first=True):
             with attempt:
                 return await fn()
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
@@ -100,24 +114,27 @@ class RetryPolicy:
         succeeded: list[S] = []
         errors: dict[str, QfanError] = {}
         retry_errors: dict[str, QfanError] = {}
+
+        async def attempt() -> None:
+            nonlocal pending, retry_errors
+            result = await call(pending)
+            succeeded.extend(result.succeeded)
+            retry_errors = {}
+            for failure in result.failed:
+                error = error_for_code(
+                    failure.code,
+                    failure.message,
+                    operation=operation,
+                    sender_fault=failure.sender_fault,
+                    status=None if failure.sender_fault else 500,
+                )
+                (retry_errors if error.transient else errors)[failure.id] = error
+            pending = [by_id[entry_id] for entry_id in retry_errors]
+            if pending:
+                raise _EntriesToRetry(operation)
+
         try:
-            async for attempt in self.retrying():
-                with attempt:
-                    result = await call(pending)
-                    succeeded.extend(result.succeeded)
-                    retry_errors = {}
-                    for failure in result.failed:
-                        error = error_for_code(
-                            failure.code,
-                            failure.message,
-                            operation=operation,
-                            sender_fault=failure.sender_fault,
-                            status=None if failure.sender_fault else 500,
-                        )
-                        (retry_errors if error.transient else errors)[failure.id] = error
-                    pending = [by_id[entry_id] for entry_id in retry_errors]
-                    if pending:
-                        raise _EntriesToRetry(operation)
+            await self.call(attempt)
         except _EntriesToRetry:
             errors.update(retry_errors)
         except QfanError as exc:

@@ -1,7 +1,8 @@
 """Wire-level records exchanged with the transport: what goes into and comes out of the hot SQS calls.
 
-They are deliberately plain (msgspec structs, strings and bytes) so that a second transport implementation
-can fill them directly from the wire without going through botocore's dictionaries.
+They are deliberately plain (msgspec structs, strings and bytes) and carry the SQS JSON protocol's field names
+(``rename``), so the lean transport encodes and decodes them straight from the wire without going through
+botocore's dictionaries; in Python they keep their own names.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import msgspec
 S = TypeVar("S")
 
 
-class WireAttribute(msgspec.Struct, frozen=True, gc=False):
+class WireAttribute(
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    omit_defaults=True,
+    rename={"data_type": "DataType", "string_value": "StringValue", "binary_value": "BinaryValue"},
+):
     """One SQS message attribute as it travels: ``DataType`` plus a string or binary value."""
 
     data_type: str
@@ -25,18 +32,42 @@ class WireAttribute(msgspec.Struct, frozen=True, gc=False):
 WireAttributes = Mapping[str, WireAttribute]
 
 
-class SendEntry(msgspec.Struct, frozen=True, gc=False):
+class SendEntry(
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    omit_defaults=True,
+    rename={
+        "id": "Id",
+        "body": "MessageBody",
+        "attributes": "MessageAttributes",
+        "delay_seconds": "DelaySeconds",
+        "group_id": "MessageGroupId",
+        "dedup_id": "MessageDeduplicationId",
+    },
+):
     """One entry of a SendMessageBatch call."""
 
     id: str
     body: str
-    attributes: WireAttributes
+    attributes: WireAttributes = {}
     delay_seconds: int | None = None
     group_id: str | None = None
     dedup_id: str | None = None
 
 
-class SentMessage(msgspec.Struct, frozen=True, gc=False):
+class SentMessage(
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    rename={
+        "id": "Id",
+        "message_id": "MessageId",
+        "md5_of_body": "MD5OfMessageBody",
+        "md5_of_attributes": "MD5OfMessageAttributes",
+        "sequence_number": "SequenceNumber",
+    },
+):
     """A successful SendMessageBatch entry."""
 
     id: str
@@ -46,14 +77,21 @@ class SentMessage(msgspec.Struct, frozen=True, gc=False):
     sequence_number: str | None = None
 
 
-class ReceiptEntry(msgspec.Struct, frozen=True, gc=False):
+class ReceiptEntry(
+    msgspec.Struct, frozen=True, gc=False, rename={"id": "Id", "receipt_handle": "ReceiptHandle"}
+):
     """One entry of a DeleteMessageBatch call."""
 
     id: str
     receipt_handle: str
 
 
-class VisibilityEntry(msgspec.Struct, frozen=True, gc=False):
+class VisibilityEntry(
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    rename={"id": "Id", "receipt_handle": "ReceiptHandle", "visibility_timeout": "VisibilityTimeout"},
+):
     """One entry of a ChangeMessageVisibilityBatch call."""
 
     id: str
@@ -61,30 +99,50 @@ class VisibilityEntry(msgspec.Struct, frozen=True, gc=False):
     visibility_timeout: int
 
 
-class EntryFailure(msgspec.Struct, frozen=True, gc=False):
+class EntryFailure(
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    rename={"id": "Id", "code": "Code", "message": "Message", "sender_fault": "SenderFault"},
+):
     """A failed batch entry, as SQS reports it."""
 
     id: str
-    code: str
-    message: str
-    sender_fault: bool
+    code: str = "Unknown"
+    message: str = ""
+    sender_fault: bool = True
 
 
-class BatchResult(msgspec.Struct, Generic[S], frozen=True, gc=False):
+class BatchResult(
+    msgspec.Struct, Generic[S], frozen=True, gc=False, rename={"succeeded": "Successful", "failed": "Failed"}
+):
     """The per-entry outcome of a batch call: what succeeded (ids, or sent messages) and the failures."""
 
-    succeeded: list[S]
-    failed: list[EntryFailure]
+    succeeded: list[S] = []
+    failed: list[EntryFailure] = []
 
 
-class ReceivedMessage(msgspec.Struct, frozen=True, gc=False):
+class ReceivedMessage(
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    rename={
+        "message_id": "MessageId",
+        "receipt_handle": "ReceiptHandle",
+        "body": "Body",
+        "attributes": "MessageAttributes",
+        "system_attributes": "Attributes",
+        "md5_of_body": "MD5OfBody",
+        "md5_of_attributes": "MD5OfMessageAttributes",
+    },
+):
     """A message as ReceiveMessage returned it, with the digests SQS computed (verified above the seam)."""
 
     message_id: str
     receipt_handle: str
-    body: str
-    attributes: WireAttributes
-    system_attributes: Mapping[str, str]
+    body: str = ""
+    attributes: WireAttributes = {}
+    system_attributes: Mapping[str, str] = {}
     md5_of_body: str | None = None
     md5_of_attributes: str | None = None
 

@@ -1,0 +1,58 @@
+"""Which implementation serves the SQS data plane: the lean JSON-protocol one or aiobotocore's.
+
+The control plane is always aiobotocore's. The lean plane is opened from the same aiobotocore session and
+client, so both resolve endpoint, region and credentials identically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal, get_args
+
+from aiobotocore.credentials import AioCredentials
+from aiobotocore.session import AioSession
+
+from .._exceptions import ConfigError
+from ._base import SqsControlPlane, SqsDataPlane
+from ._botocore import BotocoreSqs, open_client
+from ._settings import ConnectionSettings
+from ._sqs_json import FastSqs, http_session
+
+Transport = Literal["fast", "botocore"]
+TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
+TRANSPORT_ENV = "QFAN_TRANSPORT"
+DEFAULT_TRANSPORT: Transport = "fast"
+
+
+def resolve_transport(explicit: str | None) -> Transport:
+    """The explicit choice > ``QFAN_TRANSPORT`` > ``fast``; anything else is a ``ConfigError``."""
+    chosen = explicit or os.environ.get(TRANSPORT_ENV) or DEFAULT_TRANSPORT
+    if chosen not in TRANSPORTS:
+        source = "transport" if explicit else TRANSPORT_ENV
+        raise ConfigError(f"{source} must be one of {list(TRANSPORTS)}, got {chosen!r}")
+    return chosen
+
+
+async def _credentials(settings: ConnectionSettings, session: AioSession) -> Any | None:
+    """The credentials aiobotocore's ``create_client`` would use: explicit keys, else the session's chain."""
+    if settings.access_key_id is not None and settings.secret_access_key is not None:
+        return AioCredentials(settings.access_key_id, settings.secret_access_key, settings.session_token)
+    return await session.get_credentials()
+
+
+@asynccontextmanager
+async def open_sqs_planes(
+    settings: ConnectionSettings, transport: Transport
+) -> AsyncIterator[tuple[SqsDataPlane, SqsControlPlane]]:
+    """Open SQS for the block: the data plane on ``transport``, the control plane on aiobotocore."""
+    session = AioSession(profile=settings.profile)
+    async with open_client(settings, "sqs", session=session) as client:
+        control = BotocoreSqs(client)
+        if transport == "botocore":
+            yield control, control
+            return
+        credentials = await _credentials(settings, session)
+        async with http_session(settings) as http:
+            yield FastSqs(http, client.meta.endpoint_url, client.meta.region_name, credentials), control
