@@ -83,7 +83,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     basetemp: Path = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
     path = Path(target) if target else basetemp / "chaos-summary.json"
     chaos_report.write_json(rows, path, scale)
-    terminalreporter.section(f"chaos summary ({scale} size)")
+    terminalreporter.section(f"chaos summary ({scale} size, {chaos_report.transport()} transport)")
     terminalreporter.write_line(chaos_report.table(rows))
     terminalreporter.write_line(f"details (fault kinds, RSS curve): {path}")
 

@@ -9,6 +9,7 @@ at (10,000-message soak, 200,000-message backlog). The JSON goes to ``$QFAN_CHAO
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -73,7 +74,13 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def transport() -> str:
+    """The SQS transport of the suite's apps and workers (``$QFAN_TRANSPORT``, else qfan's default)."""
+    return os.environ.get("QFAN_TRANSPORT") or "default"
+
+
 def write_json(rows: list[Row], path: Path, scale: str) -> None:
     """The rows with their details (fault kinds, the RSS curve) as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"scale": scale, "rows": [asdict(r) for r in rows]}, indent=1))
+    document = {"scale": scale, "transport": transport(), "rows": [asdict(r) for r in rows]}
+    path.write_text(json.dumps(document, indent=1))
