@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from .chaos import report as chaos_report
 from .support.emulators import EMULATORS, Emulator, EmulatorName, running_emulator
 from .support.proxy import Proxy, running_proxy
 
@@ -42,6 +44,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=TRANSPORTS,
         help=f"make_app apps use this transport (repeatable; default: ${TRANSPORT_ENV_VAR}, else both)",
     )
+    parser.addoption(
+        "--chaos-size",
+        choices=chaos_report.SCALES,
+        help="size of the chaos suite (tests/chaos): ci (reduced, the default) or full "
+        "(default: $QFAN_CHAOS_SCALE, else ci)",
+    )
 
 
 def chosen_transports(config: pytest.Config) -> list[str]:
@@ -55,6 +63,29 @@ def chosen_transports(config: pytest.Config) -> list[str]:
             f"{TRANSPORT_ENV_VAR}: unknown transport(s) {unknown}; choose from {TRANSPORTS}"
         )
     return list(dict.fromkeys(chosen)) or list(TRANSPORTS)
+
+
+def chaos_scale(config: pytest.Config) -> chaos_report.Scale:
+    """The chaos suite's scale, from the command line, else the environment, else ``ci``."""
+    chosen = config.getoption("--chaos-size") or os.environ.get("QFAN_CHAOS_SCALE", "ci")
+    if chosen not in chaos_report.SCALES:
+        raise pytest.UsageError(f"QFAN_CHAOS_SCALE: {chosen!r} is not one of {chaos_report.SCALES}")
+    return cast(chaos_report.Scale, chosen)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The chaos suite's summary table (when its scenarios ran), and its JSON beside pytest's temp files."""
+    rows = chaos_report.ROWS
+    if not rows:
+        return
+    scale = chaos_scale(config)
+    target = os.environ.get("QFAN_CHAOS_REPORT")
+    basetemp: Path = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    path = Path(target) if target else basetemp / "chaos-summary.json"
+    chaos_report.write_json(rows, path, scale)
+    terminalreporter.section(f"chaos summary ({scale} size, {chaos_report.transport()} transport)")
+    terminalreporter.write_line(chaos_report.table(rows))
+    terminalreporter.write_line(f"details (fault kinds, RSS curve): {path}")
 
 
 def chosen_emulators(config: pytest.Config) -> list[EmulatorName]:

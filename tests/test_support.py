@@ -19,7 +19,18 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from .support.emulators import Emulator
-from .support.proxy import Proxy, corrupt_body, fail_entry, reset_after, reset_before, server_error, throttle
+from .support.proxy import (
+    FaultPlan,
+    Proxy,
+    corrupt_body,
+    fail_entry,
+    latency,
+    reset_after,
+    reset_before,
+    server_error,
+    slow_body,
+    throttle,
+)
 
 SqsFactory = Callable[..., AbstractAsyncContextManager[Any]]
 
@@ -210,3 +221,48 @@ async def test_concurrent_requests_are_all_forwarded_and_recorded(
             QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"]
         )
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "27"
+
+
+async def test_latency_and_slow_bodies_still_deliver_the_servers_answer(
+    proxy: Proxy, sqs: SqsFactory, queue: str
+) -> None:
+    proxy.inject("SendMessage", latency(0.05))
+    proxy.inject("ReceiveMessage", slow_body(0.01))
+    async with sqs(proxy.endpoint_url) as client:
+        await client.send_message(QueueUrl=queue, MessageBody="slowly")
+        received = await client.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, WaitTimeSeconds=1)
+    assert [m["Body"] for m in received["Messages"]] == ["slowly"]
+    assert proxy.injected == {("SendMessage", "latency"): 1, ("ReceiveMessage", "slow_body"): 1}
+
+
+def test_a_fault_plan_is_deterministic_by_seed_and_honours_rate_and_mix() -> None:
+    def decisions(seed: int) -> list[str | None]:
+        plan = FaultPlan(rate=0.3, seed=seed)
+        return [None if (fault := plan.decide("SendMessage")) is None else fault.kind for _ in range(2000)]
+
+    first = decisions(7)
+    assert first == decisions(7)
+    assert first != decisions(8)
+    faulted = [kind for kind in first if kind is not None]
+    assert 450 < len(faulted) < 750
+    assert set(faulted) == {"server_error", "throttle", "reset_before", "reset_after", "latency", "slow_body"}
+    only_throttle = FaultPlan(rate=1, mix={"throttle": 1}, only=frozenset({"s3:GET"}))
+    assert only_throttle.decide("SendMessage") is None
+    assert only_throttle.decide("s3:GET") == throttle()
+
+
+async def test_planned_faults_look_like_aws_to_botocore_on_sqs_and_sns(
+    proxy: Proxy, sqs: SqsFactory, queue: str
+) -> None:
+    proxy.plan(FaultPlan(rate=1, mix={"throttle": 1}))
+    async with sqs(proxy.endpoint_url) as client:
+        with pytest.raises(ClientError) as sqs_error:
+            await client.send_message(QueueUrl=queue, MessageBody="a")
+    config = AioConfig(retries={"total_max_attempts": 1})
+    async with get_session().create_client("sns", endpoint_url=proxy.endpoint_url, config=config) as sns:
+        with pytest.raises(ClientError) as sns_error:
+            await sns.publish(TopicArn="arn:aws:sns:us-east-1:000000000000:t", Message="m")
+    proxy.plan(None)
+    assert sqs_error.value.response["Error"]["Code"] == "RequestThrottled"
+    assert sns_error.value.response["Error"]["Code"] == "Throttling"
+    assert proxy.injected == {("SendMessage", "throttle"): 1, ("sns:Publish", "throttle"): 1}

@@ -11,27 +11,45 @@ never blocked by it and never shares state with it. Faults are armed per SQS ope
 matching requests, so a
 test that arms ``n`` faults gets exactly ``n`` faulted requests. Every request is recorded before the client
 can see its outcome, so after an awaited call returns its record is already in ``proxy.requests``.
+
+Besides faults armed one by one, a :class:`FaultPlan` faults a *rate* of all requests with a seeded mix of
+kinds (5xx, throttling in each service's own error shape, resets before and after the server acted, added
+latency, slow bodies). Its ``random.Random(seed)`` is consulted once per request in arrival order, so the
+same seed gives the same sequence of decisions; with concurrent clients the arrival order itself varies from
+run to run, so which request gets which decision can differ. ``proxy.injected`` counts what was injected.
+SNS requests (query protocol, ``Action=`` in a form body) are told apart from S3 ones and get SNS's XML
+error shape; they are armed and counted as ``sns:<Action>``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 import struct
 import threading
 import uuid
-from collections import deque
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-FaultKind = Literal["throttle", "server_error", "reset_before", "reset_after", "fail_entry", "corrupt_body"]
+FaultKind = Literal[
+    "throttle",
+    "server_error",
+    "reset_before",
+    "reset_after",
+    "fail_entry",
+    "corrupt_body",
+    "latency",
+    "slow_body",
+]
 
 # Hop-by-hop headers (RFC 9110 7.6.1) plus those the proxy must recompute itself.
 _NOT_FORWARDED = frozenset(
@@ -65,11 +83,12 @@ class Fault:
     code: str = ""
     sender_fault: bool = True
     hard: bool = False  # for resets: TCP RST instead of an orderly close without a response
+    delay: float = 0.0  # latency: before forwarding; slow_body: between chunks of the answer
 
     @property
     def forwards(self) -> bool:
         """Whether the upstream sees (and acts on) the request."""
-        return self.kind in ("reset_after", "fail_entry", "corrupt_body")
+        return self.kind in ("reset_after", "fail_entry", "corrupt_body", "latency", "slow_body")
 
 
 def throttle() -> Fault:
@@ -108,6 +127,78 @@ def fail_entry(entry_id: str, code: str = "InvalidParameterValue", *, sender_fau
 def corrupt_body() -> Fault:
     """Forward a ReceiveMessage, then alter the first message's body (but not its reported MD5)."""
     return Fault("corrupt_body", 200)
+
+
+def latency(seconds: float) -> Fault:
+    """Wait ``seconds`` before forwarding; the answer is the server's own."""
+    return Fault("latency", 200, delay=seconds)
+
+
+def slow_body(chunk_delay: float = 0.05) -> Fault:
+    """Forward, then trickle the server's answer to the client in small chunks, ``chunk_delay`` apart."""
+    return Fault("slow_body", 200, delay=chunk_delay)
+
+
+DEFAULT_MIX: Mapping[FaultKind, float] = {
+    "server_error": 0.2,
+    "throttle": 0.2,
+    "reset_before": 0.15,
+    "reset_after": 0.15,
+    "latency": 0.15,
+    "slow_body": 0.15,
+}
+
+
+@dataclass
+class FaultPlan:
+    """Fault ``rate`` of requests at random, kinds drawn from ``mix`` (weights), deterministic by ``seed``.
+
+    ``only`` limits the plan to requests whose label (``SendMessageBatch``, ``sns:Publish``, ``s3:GET``)
+    is in it; ``latency`` and ``slow_delay`` set the added wait and the pause between body chunks.
+    """
+
+    rate: float
+    seed: int = 0
+    mix: Mapping[FaultKind, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    only: frozenset[str] | None = None
+    latency: float = 0.2
+    slow_delay: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        unplanned = set(self.mix) - set(DEFAULT_MIX)
+        if unplanned:
+            raise ValueError(f"a plan cannot draw {sorted(unplanned)} (they need a specific request)")
+        self._random = random.Random(self.seed)
+        self._kinds: list[FaultKind] = list(self.mix)
+        self._weights = [self.mix[kind] for kind in self._kinds]
+
+    def decide(self, label: str) -> Fault | None:
+        """The fault for the next request (one draw per request, whether or not it is eligible)."""
+        roll, pick, hard = self._random.random(), self._random.random(), self._random.random() < 0.5
+        if roll >= self.rate or (self.only is not None and label not in self.only):
+            return None
+        kind = self._random_kind(pick)
+        if kind == "server_error":
+            return server_error(500 if hard else 503)
+        if kind == "throttle":
+            return throttle()
+        if kind == "reset_before":
+            return reset_before(hard=hard)
+        if kind == "reset_after":
+            return reset_after(hard=hard)
+        if kind == "latency":
+            return latency(self.latency)
+        return slow_body(self.slow_delay)
+
+    def _random_kind(self, pick: float) -> FaultKind:
+        total, point = sum(self._weights), pick * sum(self._weights)
+        for kind, weight in zip(self._kinds, self._weights, strict=True):
+            point -= weight
+            if point < 0:
+                return kind
+        return self._kinds[-1] if total else "latency"
 
 
 @dataclass(frozen=True)
@@ -163,6 +254,8 @@ class Proxy:
         self._faults: dict[str, deque[Fault]] = {}
         self._errors: list[BaseException] = []
         self._session: aiohttp.ClientSession | None = None
+        self._plan: FaultPlan | None = None
+        self._injected: Counter[tuple[str, FaultKind]] = Counter()
 
     # -- test-facing API ---------------------------------------------------------------------------------
 
@@ -206,14 +299,33 @@ class Proxy:
 
     # -- the proxy itself (runs in the proxy's thread) -------------------------------------------------
 
-    def _take_fault(self, target: str | None, method: str) -> Fault | None:
+    def plan(self, plan: FaultPlan | None) -> None:
+        """Fault requests at random by ``plan`` from now on (``None``: stop); armed faults still go first."""
         with self._lock:
-            if target is None:
-                armed = self._faults.get(f"s3:{method}")
-                return armed.popleft() if armed else None
-            for operation, armed in self._faults.items():
-                if armed and target.endswith("." + operation):
-                    return armed.popleft()
+            self._plan = plan
+
+    @property
+    def injected(self) -> Counter[tuple[str, FaultKind]]:
+        """Faults injected so far by (request label, kind), e.g. ``("sns:Publish", "reset_after")``."""
+        with self._lock:
+            return Counter(self._injected)
+
+    def _take_fault(self, label: str, method: str) -> Fault | None:
+        with self._lock:
+            fault = self._armed(label, method)
+            if fault is None and self._plan is not None:
+                fault = self._plan.decide(label)
+            if fault is not None:
+                self._injected[(label, fault.kind)] += 1
+            return fault
+
+    def _armed(self, label: str, method: str) -> Fault | None:
+        if label.startswith("s3:"):
+            armed = self._faults.get(f"s3:{method}")
+            return armed.popleft() if armed else None
+        for operation, armed in self._faults.items():
+            if armed and operation == label:
+                return armed.popleft()
         return None
 
     def _record(self, request: web.Request, body: bytes, status: int | None, fault: Fault | None) -> None:
@@ -240,14 +352,22 @@ class Proxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         target = request.headers.get("X-Amz-Target")
-        fault = self._take_fault(target, request.method)
+        label = _label(target, request, body)
+        fault = self._take_fault(label, request.method)
         if fault is not None and not fault.forwards:
             if fault.kind == "reset_before":
                 self._record(request, body, None, fault)
                 return self._drop(request, hard=fault.hard)
-            response = self._error(fault) if target is not None else self._s3_error(fault)
+            if target is not None:
+                response = self._error(fault)
+            elif label.startswith("sns:"):
+                response = self._sns_error(fault)
+            else:
+                response = self._s3_error(fault)
             self._record(request, body, response.status, fault)
             return response
+        if fault is not None and fault.kind == "latency":
+            await asyncio.sleep(fault.delay)
         try:
             status, headers, payload = await self._forward(request, body)
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -261,7 +381,24 @@ class Proxy:
         elif fault is not None and fault.kind == "corrupt_body":
             payload = self._corrupt_body(payload)
         self._record(request, body, status, fault)
+        if fault is not None and fault.kind == "slow_body":
+            return await self._trickle(request, status, headers, payload, fault.delay)
         return web.Response(status=status, body=payload, headers=headers)
+
+    @staticmethod
+    async def _trickle(
+        request: web.Request, status: int, headers: CIMultiDict[str], payload: bytes, delay: float
+    ) -> web.StreamResponse:
+        """Send the answer in about eight chunks with ``delay`` between them (a slow network or server)."""
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = len(payload)
+        await response.prepare(request)
+        step = max(1, len(payload) // 8 + 1)
+        for start in range(0, len(payload), step):
+            await response.write(payload[start : start + step])
+            await asyncio.sleep(delay)
+        await response.write_eof()
+        return response
 
     async def _forward(self, request: web.Request, body: bytes) -> tuple[int, CIMultiDict[str], bytes]:
         assert self._session is not None
@@ -327,6 +464,20 @@ class Proxy:
         )
 
     @staticmethod
+    def _sns_error(fault: Fault) -> web.Response:
+        """SNS's query-protocol XML error: ``Throttling`` (400) or ``InternalError`` (5xx)."""
+        if fault.kind == "throttle":
+            code, side, status = "Throttling", "Sender", 400
+        else:
+            code, side, status = "InternalError", "Receiver", fault.status
+        xml = (
+            '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">'
+            f"<Error><Type>{side}</Type><Code>{code}</Code><Message>injected by the test proxy</Message>"
+            f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+        )
+        return web.Response(status=status, body=xml.encode(), headers={"Content-Type": "text/xml"})
+
+    @staticmethod
     def _s3_error(fault: Fault) -> web.Response:
         """S3's XML error shape: ``SlowDown`` (503) for throttling, else ``InternalError``."""
         code, status = ("SlowDown", 503) if fault.kind == "throttle" else ("InternalError", fault.status)
@@ -358,6 +509,15 @@ class Proxy:
         finally:
             await runner.cleanup()
             await self._session.close()
+
+
+def _label(target: str | None, request: web.Request, body: bytes) -> str:
+    """``SendMessage`` (SQS, by target), ``sns:Publish`` (a query-protocol form) or ``s3:<METHOD>``."""
+    if target is not None:
+        return target.rpartition(".")[2]
+    if request.content_type == "application/x-www-form-urlencoded" and body.startswith(b"Action="):
+        return "sns:" + body.split(b"&", 1)[0].partition(b"=")[2].decode("ascii", "replace")
+    return f"s3:{request.method}"
 
 
 def _forwardable(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
