@@ -9,7 +9,7 @@ between the levels is :mod:`qfan._scheduler`'s job.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -23,6 +23,7 @@ from ._queue_options import QueueOptions
 from ._scheduler import MODES, Mode
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _LEVEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
@@ -133,15 +134,19 @@ class PriorityQueue(Generic[T]):
 
     async def declare(self) -> dict[str, QueueInfo]:
         """Declare every level's queue (idempotent); returns what each declare learned, by level."""
-        infos: dict[str, QueueInfo] = {}
+        return await self._each(lambda queue: queue.declare())
+
+    async def _each(self, call: Callable[[Queue[T]], Awaitable[R]]) -> dict[str, R]:
+        """``call`` on every level's queue concurrently; the results by level, in level order."""
+        results: dict[str, R] = {}
 
         async def one(level: str, queue: Queue[T]) -> None:
-            infos[level] = await queue.declare()
+            results[level] = await call(queue)
 
         async with anyio.create_task_group() as tg:
             for level, queue in self.levels.items():
                 tg.start_soon(one, level, queue)
-        return {level: infos[level] for level in self.levels}
+        return {level: results[level] for level in self.levels}
 
     async def send(
         self,
@@ -175,24 +180,13 @@ class PriorityQueue(Generic[T]):
 
     async def backlog(self) -> dict[str, int]:
         """Approximate visible messages per level (SQS's ``ApproximateNumberOfMessages``)."""
-        counts: dict[str, int] = {}
-
-        async def one(level: str, queue: Queue[T]) -> None:
-            counts[level] = int((await queue.attributes()).get("ApproximateNumberOfMessages", 0))
-
-        async with anyio.create_task_group() as tg:
-            for level, queue in self.levels.items():
-                tg.start_soon(one, level, queue)
-        return {level: counts[level] for level in self.levels}
+        found = await self._each(lambda queue: queue.attributes())
+        return {level: int(names.get("ApproximateNumberOfMessages", 0)) for level, names in found.items()}
 
     async def purge(self) -> None:
         """Purge every level's queue."""
-        async with anyio.create_task_group() as tg:
-            for queue in self.levels.values():
-                tg.start_soon(queue.purge)
+        await self._each(lambda queue: queue.purge())
 
     async def delete(self) -> None:
         """Delete every level's queue."""
-        async with anyio.create_task_group() as tg:
-            for queue in self.levels.values():
-                tg.start_soon(queue.delete)
+        await self._each(lambda queue: queue.delete())

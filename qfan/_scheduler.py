@@ -77,7 +77,6 @@ class Scheduler:
         self._unstarted = [0] * len(weights)
         self._drained = [False] * len(weights)
         self._changed = anyio.Event()
-        self.started = [0] * len(weights)
 
     # -- turns ----------------------------------------------------------------------------------------
 
@@ -127,7 +126,6 @@ class Scheduler:
         return self.mode == "weighted" or self._higher_empty(level)
 
     def _grant(self, level: int) -> int:
-        self.started[level] += 1
         if self._free_reserved[level] > 0:
             self._free_reserved[level] -= 1
             return level
@@ -135,6 +133,8 @@ class Scheduler:
         return _SHARED
 
     def _next_level(self) -> int | None:
+        if len(self._ready) == 1:  # a plain queue: nothing to choose between
+            return 0 if self._ready[0] and self._has_slot(0) else None
         if self.mode == "strict":
             for level, waiting in enumerate(self._ready):
                 if waiting:

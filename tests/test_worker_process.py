@@ -1,10 +1,7 @@
 """``qfan run`` as a real subprocess: graceful SIGTERM, SIGKILL mid-batch, and ``qfan dlq redrive``."""
 
-import os
 import signal
 import subprocess
-import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,41 +11,21 @@ import anyio
 import qfan
 
 from .helpers import AppFactory
+from .support.workers import handled, start_recording_worker
 from .test_cli import qfan as qfan_cli
-
-ROOT = Path(__file__).parent.parent
 
 
 @contextmanager
-def worker_process(endpoint_url: str, queue: str, out: Path, sleep: float) -> Iterator[subprocess.Popen[str]]:
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "QFAN_TEST_QUEUE": queue,
-        "QFAN_TEST_OUT": str(out),
-        "QFAN_TEST_SLEEP": str(sleep),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "qfan",
-        "run",
-        "tests.apps.recording_worker:app",
-        "--drain-timeout",
-        "20",
-    ]
-    with out.with_suffix(".log").open("a") as log:  # a file, not a pipe: nothing can block or leak
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log, text=True)
+def worker_process(
+    endpoint_url: str, queue: str, out: Path, sleep: float
+) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_recording_worker(endpoint_url, queue, out, sleep=sleep)
     try:
         yield process
     finally:
         if process.poll() is None:
             process.kill()
         process.wait(10)
-
-
-def handled(out: Path) -> Counter[int]:
-    return Counter(int(line) for line in out.read_text().split()) if out.exists() else Counter()
 
 
 async def wait_for(predicate: Callable[[], bool], limit: float = 60) -> None:

@@ -8,14 +8,11 @@ counted, as at-least-once allows.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import anyio
@@ -24,40 +21,10 @@ import pytest
 import qfan
 
 from ..support.emulators import Emulator
+from ..support.workers import handled, start_recording_worker
 from .report import Row, Sizes, record
 
 pytestmark = pytest.mark.chaos
-
-ROOT = Path(__file__).parent.parent.parent
-
-
-def start_worker(endpoint_url: str, queue: str, out: Path, sleep: float = 0.01) -> subprocess.Popen[bytes]:
-    """``qfan run tests.apps.recording_worker:app`` on this tree (cwd and PYTHONPATH), logging to a file."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "QFAN_TEST_QUEUE": queue,
-        "QFAN_TEST_OUT": str(out),
-        "QFAN_TEST_SLEEP": str(sleep),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "qfan",
-        "run",
-        "tests.apps.recording_worker:app",
-        "--drain-timeout",
-        "10",
-    ]
-    with out.with_suffix(".log").open("ab") as log:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-
-
-def handled(out: Path) -> Counter[int]:
-    if not out.exists():
-        return Counter()
-    return Counter(int(line) for line in out.read_text().split("\n") if line.strip())
 
 
 async def test_workers_killed_at_random_lose_nothing(
@@ -65,7 +32,8 @@ async def test_workers_killed_at_random_lose_nothing(
 ) -> None:
     total, name, out = sizes.crash_messages, f"crash-{uuid.uuid4().hex[:10]}", tmp_path / "handled.txt"
     schedule = random.Random(seed)
-    app = qfan.App("chaos-producer", endpoint_url=chaos_server.endpoint_url, region="us-east-1")
+    endpoint = chaos_server.endpoint_url
+    app = qfan.App("chaos-producer", endpoint_url=endpoint, region="us-east-1")
     queue = app.queue(name, visibility_timeout=2)
     workers: list[subprocess.Popen[bytes]] = []
     kills = 0
@@ -88,7 +56,7 @@ async def test_workers_killed_at_random_lose_nothing(
     try:
         async with app:
             await queue.declare()
-            workers = [start_worker(chaos_server.endpoint_url, name, out, sleep=0.05) for _ in range(2)]
+            workers = [start_recording_worker(endpoint, name, out, sleep=0.05) for _ in range(2)]
             async with anyio.create_task_group() as tg:
                 tg.start_soon(produce)
                 for _ in range(sizes.crash_kills):
@@ -100,7 +68,7 @@ async def test_workers_killed_at_random_lose_nothing(
                     kills += 1
                     handled_at_kills.append(sum(handled(out).values()))
                     sent_at_kills.append(sent)
-                    workers[victim] = start_worker(chaos_server.endpoint_url, name, out, sleep=0.05)
+                    workers[victim] = start_recording_worker(endpoint, name, out, sleep=0.05)
             with anyio.move_on_after(300):
                 while len(handled(out)) < total:  # noqa: ASYNC110 - polling a file the workers write
                     await anyio.sleep(0.2)

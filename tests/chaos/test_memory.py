@@ -17,8 +17,8 @@ import anyio
 import pytest
 
 from ..support.aws import raw_client
+from ..support.workers import handled, start_recording_worker
 from .report import Row, Sizes, record
-from .test_crash import handled, start_worker
 
 pytestmark = pytest.mark.chaos
 
@@ -64,7 +64,7 @@ async def test_worker_rss_stays_flat_over_a_big_backlog(
     started = time.monotonic()
     await seed_backlog(endpoint_url, name, total)
     seeded = time.monotonic() - started
-    worker = start_worker(endpoint_url, name, out, sleep=0.02)
+    worker = start_recording_worker(endpoint_url, name, out, sleep=0.02)
     curve: list[tuple[float, int]] = []
     try:
         begin = time.monotonic()
