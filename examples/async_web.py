@@ -36,7 +36,7 @@ app = qfan.App("web-demo")
 resize = app.queue("resize-requests", ResizeRequest)
 
 
-@app.responder(resize, concurrency=16)
+@app.responder(resize, concurrency=16, expose_errors=True)  # its error messages are written for the caller
 async def do_resize(request: ResizeRequest) -> ResizeResult:
     if request.width <= 0:
         raise ValueError(f"width must be positive, got {request.width}")
@@ -50,7 +50,7 @@ async def handle_resize(request: web.Request) -> web.Response:
         return web.json_response({"error": "usage: /resize?key=<name>&width=<int>"}, status=400)
     try:
         result = await app.request(resize, ask, response_type=ResizeResult, timeout=10)
-    except qfan.RemoteError as exc:  # the worker raised: its error type and message come back
+    except qfan.RemoteError as exc:  # the worker raised: its error type (and, exposed, message) come back
         return web.json_response({"error": f"{exc.remote_type}: {exc.remote_message}"}, status=422)
     except qfan.RequestTimeout:
         return web.json_response({"error": "no worker answered in time"}, status=504)

@@ -15,14 +15,23 @@ import anyio.abc
 from ._backoff import Backoff
 from ._codec import Format
 from ._engine import WorkerEngine
-from ._exceptions import ConfigError, HandlerOutcome, QfanError
+from ._exceptions import ConfigError, HandlerOutcome, QfanError, Reject
 from ._handler import Handler
 from ._message import Message
 from ._offload import Offload
 from ._priority import PriorityQueue, check_levels, level_queue_name
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
-from ._rpc import CORRELATION_ID, RESPONSE_QUEUE_URL, ReplyRouter, ReplySender, RpcStats, sweep_reply_queues
+from ._rpc import (
+    CORRELATION_ID,
+    RESPONSE_QUEUE_URL,
+    ReplyAddresses,
+    ReplyRouter,
+    ReplySender,
+    RpcStats,
+    check_sweep_idle,
+    sweep_reply_queues,
+)
 from ._scheduler import Mode
 from ._subscription import FilterScope, Subscription
 from ._topic import ThroughputScope, Topic, TopicOptions
@@ -119,6 +128,8 @@ class App:
         self.retry = retry or RetryPolicy()
         self.linger = linger
         self.declare_on_start = declare_on_start
+        if sweep_reply_queues is not None:
+            check_sweep_idle(sweep_reply_queues)
         self.sweep_idle = sweep_reply_queues
         self._queues: dict[str, Queue[Any]] = {}
         self._priority_queues: dict[str, PriorityQueue[Any]] = {}
@@ -335,6 +346,7 @@ class App:
         if any(s.name == subscription.name for s in self._subscriptions):
             raise ConfigError(f"{subscription.name} is already subscribed on this app")
         self._subscriptions.append(subscription)
+        queue.accept_topic(topic.name)  # envelopes claiming any other topic are refused from now on
         return subscription
 
     @property
@@ -477,15 +489,30 @@ class App:
         name: str | None = None,
         concurrency: int = 10,
         prefetch: int | None = None,
+        reply_to: Iterable[str] = (),
+        expose_errors: bool = False,
     ) -> Callable[[F], F]:
         """Register the decorated function as a responder: its return value answers each request.
 
         Requests come from :meth:`request` (or any client that sets the ``ResponseQueueUrl`` and
-        ``qfan-correlation-id`` attributes). When the handler raises, the requester gets a
-        ``qfan.RemoteError`` with the exception's type and message and the request is deleted;
-        ``qfan.Retry``/``qfan.Reject`` keep their worker meaning. A message without a reply address is
-        handled and deleted like any worker's. The function is returned unchanged.
+        ``qfan-correlation-id`` attributes). The reply address is checked before the handler runs: a
+        request naming a queue outside the allowed reply queues (see :class:`ReplyAddresses`) is
+        dead-lettered with the reason, unhandled, and nothing is sent there. When the handler raises, the
+        requester gets a ``qfan.RemoteError`` with the exception's type (and its message only with
+        ``expose_errors=True``), the responder logs the exception with the correlation id, and the request
+        is deleted; ``qfan.Retry``/``qfan.Reject`` keep their worker meaning. A message without a reply
+        address is handled and deleted like any worker's. The function is returned unchanged.
+
+        Args:
+            queue: the request queue.
+            name: the worker's name (default: the function's).
+            concurrency: requests handled at once.
+            prefetch: requests held received but not started.
+            reply_to: reply queues allowed besides those qfan requesters create (``qfan-reply-*`` on the
+                request queue's endpoint and account): name patterns, or full queue URL patterns.
+            expose_errors: send the text of a handler's exception to the requester.
         """
+        addresses = ReplyAddresses(reply_to)
 
         def register(function: F) -> F:
             inner = Handler.inspect(function, batch=False)
@@ -494,17 +521,31 @@ class App:
             async def respond(message: Message[Any]) -> None:
                 url = message.attributes.get(RESPONSE_QUEUE_URL)
                 correlation_id = str(message.attributes.get(CORRELATION_ID, ""))
+                if url is not None:  # checked first: a refused request never runs, so nothing leaks
+                    refusal = addresses.refusal(url, (await queue.declare()).url)
+                    if refusal is not None:
+                        raise Reject(f"reply address refused: {refusal}")
                 try:
                     result, error = await inner(message, threads), None
                 except HandlerOutcome:
                     raise
                 except Exception as exc:
-                    if not isinstance(url, str):
+                    if url is None:
                         raise
                     result, error = None, exc
+                    logger.error(
+                        "responder %s: request %s (correlation id %s) raised %s",
+                        inner.name,
+                        message.message_id,
+                        correlation_id,
+                        type(exc).__name__,
+                        exc_info=exc,
+                    )
                 if isinstance(url, str):
                     payloads = await queue._payloads()
-                    await sender.reply(self._sqs(), url, correlation_id, result, error, payloads)
+                    await sender.reply(
+                        self._sqs(), url, correlation_id, result, error, payloads, expose_errors=expose_errors
+                    )
 
             handler = Handler(respond, inner.name, inner.body_type, False, True, False, True)
             self._add_worker(name or inner.name, queue, handler, concurrency, prefetch)

@@ -21,8 +21,12 @@ from ._exceptions import AwsError, ConfigError, QfanError
 from ._local import running_moto
 from ._offload import Offload
 from ._redrive import move_messages
+from ._transport._redact import install_redaction, register_secret
 
 _json = msgspec.json.Encoder()
+
+# The loggers that write requests and answers to the log at DEBUG: headers, canonical requests, bodies.
+_WIRE_LOGGERS = ("botocore", "aiobotocore", "urllib3", "aiohttp")
 
 
 def _app(args: argparse.Namespace) -> App:
@@ -56,8 +60,16 @@ async def _receive(args: argparse.Namespace) -> int:
     app = _app(args)
     offload = None
     if args.offload_bucket:  # read-only use of the buckets: never create one, delete payloads only on --ack
-        first, *others = args.offload_bucket
-        offload = Offload(first, allowed_buckets=others, declare_bucket=False, delete_payload_on_ack=args.ack)
+        (first, _, inline), *others = (entry.partition("/") for entry in args.offload_bucket)
+        offload = Offload(
+            first,
+            prefix=inline or args.offload_prefix,
+            allowed_buckets=[bucket + sep + prefix for bucket, sep, prefix in others],
+            declare_bucket=False,
+            delete_payload_on_ack=args.ack,
+        )
+    elif args.offload_prefix:
+        raise ConfigError("--offload-prefix needs --offload-bucket")
     queue = app.queue(args.queue, create=False, offload=offload)
     async with app:
         remaining = args.n
@@ -127,9 +139,30 @@ def _load_app(target: str) -> App:
     return app
 
 
+def _configure_logging(level: str, *, wire: bool) -> None:
+    """Log to stderr at ``level``, every record scrubbed of credentials; the wire loggers at INFO or above
+    unless ``wire``.
+
+    Wire logging at DEBUG is botocore's dump of every request (signed headers, session token, canonical
+    request, signature) and answer (message bodies): too much and too sensitive for an ordinary DEBUG run.
+    """
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    # Also the handlers the app's module may have set up on import (basicConfig then adds none).
+    for handler in root.handlers:
+        install_redaction(handler)
+    # The secrets this process can see without asking AWS. The app's explicit ones registered themselves
+    # (ConnectionSettings); those the AWS chain resolves later are the transport's to register.
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        register_secret(os.environ.get(name))
+    if not wire and root.getEffectiveLevel() < logging.INFO:
+        for name in _WIRE_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+
+
 async def _run(args: argparse.Namespace) -> int:
     app = _load_app(args.app)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.log_level, wire=args.log_wire)
     async with anyio.create_task_group() as tg:
 
         async def on_signals() -> None:
@@ -284,8 +317,15 @@ def _parser() -> argparse.ArgumentParser:
         "--offload-bucket",
         action="append",
         default=[],
-        metavar="BUCKET",
-        help="read S3-offloaded bodies from BUCKET (repeatable); --ack then deletes their objects too",
+        metavar="BUCKET[/PREFIX]",
+        help="read S3-offloaded bodies from BUCKET, only under PREFIX when given (repeatable); --ack then "
+        "deletes their objects too. Pointers anywhere else are refused: never fetched, never deleted",
+    )
+    receive.add_argument(
+        "--offload-prefix",
+        default="",
+        metavar="PREFIX",
+        help="the key prefix of the first --offload-bucket (same as BUCKET/PREFIX)",
     )
     connection(receive)
     receive.set_defaults(run=_receive)
@@ -298,6 +338,12 @@ def _parser() -> argparse.ArgumentParser:
         "--drain-timeout", type=float, default=30.0, help="seconds running handlers get on shutdown (30)"
     )
     run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    run.add_argument(
+        "--log-wire",
+        action="store_true",
+        help="at DEBUG, also log every AWS request and answer (botocore, aiohttp: headers, bodies); "
+        "credentials, tokens and signatures are redacted from all output either way",
+    )
     run.set_defaults(run=_run)
 
     declare = commands.add_parser("declare", help="print the topology plan and apply it")

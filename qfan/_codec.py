@@ -84,6 +84,12 @@ class Decoder(Generic[T]):
                 return self._convert(base64.b64decode(body, validate=True))
             if content_type == MSGPACK:
                 return self._msgpack.decode(base64.b64decode(body, validate=True))
+        except RecursionError as exc:  # msgspec recurses per nesting level: a hostile body is deep, not big
+            raise DecodeError(
+                f"cannot decode {content_type or 'untyped'} body as {self._type_name}: nested too deeply",
+                raw_body=body,
+                content_type=content_type,
+            ) from exc
         except (msgspec.DecodeError, msgspec.ValidationError, binascii.Error, ValueError) as exc:
             raise DecodeError(
                 f"cannot decode {content_type or 'untyped'} body as {self._type_name}: {exc}",

@@ -34,6 +34,7 @@ Everything qfan raises derives from :class:`QfanError`::
         ├── BatchTooLarge
         ├── ReceiptHandleInvalid    the receipt handle is malformed or its message is no longer in flight
         ├── ObjectNotFound          S3: no such bucket or key
+        ├── RedirectRefused         the endpoint answered 3xx: never followed, so credentials stay put
         ├── Throttled               (transient)
         └── ServiceUnavailable      5xx, internal errors (transient)
 
@@ -73,6 +74,7 @@ __all__ = [
     "QueueNameExists",
     "QueueNotFound",
     "ReceiptHandleInvalid",
+    "RedirectRefused",
     "Reject",
     "RemoteError",
     "RequestTimeout",
@@ -162,6 +164,22 @@ class DecodeError(MessageError, ValueError):
         self.content_type = content_type
 
 
+class EnvelopeRefused(DecodeError):
+    """An SNS envelope names a topic the queue is not subscribed to (or is no topic ARN at all).
+
+    On a queue that :meth:`qfan.App.subscribe` subscribed to topics (or that was told of them with
+    :meth:`qfan.Queue.accept_topic`), anyone able to send to the queue could otherwise forge an envelope
+    claiming any topic and attributes. Workers dead-letter such a message with the reason.
+
+    Attributes:
+        topic_arn: the ``TopicArn`` the envelope claims.
+    """
+
+    def __init__(self, message: str, *, raw_body: str, topic_arn: str) -> None:
+        super().__init__(message, raw_body=raw_body, content_type=None)
+        self.topic_arn = topic_arn
+
+
 class MessageTooLarge(MessageError):
     """Body plus attributes exceed what the queue accepts (or, offloaded, what its policy stores).
 
@@ -202,7 +220,9 @@ class PayloadError(MessageError):
 
 
 class PayloadRefused(PayloadError):
-    """The pointer names a bucket outside the policy's ``allowed_buckets``: nothing was fetched."""
+    """The pointer names a place the offload policy does not allow: a bucket outside ``allowed_buckets``,
+    a key outside the allowed prefix, or a key with ``.``/``..`` segments (or other characters that might
+    resolve elsewhere). The object was neither fetched nor deleted."""
 
 
 class PayloadMissing(PayloadError):
@@ -264,13 +284,16 @@ class RemoteError(QfanError):
 
     Attributes:
         remote_type: the exception's type name on the responder's side.
-        remote_message: its message.
+        remote_message: its message when the responder exposes errors (``expose_errors=True``), else a
+            note that it was withheld; the responder logs the exception with the correlation id.
+        correlation_id: the request's correlation id, to find the responder's log line.
     """
 
-    def __init__(self, remote_type: str, remote_message: str) -> None:
+    def __init__(self, remote_type: str, remote_message: str, *, correlation_id: str | None = None) -> None:
         super().__init__(f"{remote_type}: {remote_message}")
         self.remote_type = remote_type
         self.remote_message = remote_message
+        self.correlation_id = correlation_id
 
 
 class HandlerOutcome(QfanError):
@@ -359,6 +382,36 @@ class ReceiptHandleInvalid(AwsError):
 
 class ObjectNotFound(AwsError):
     """S3 has no such bucket or no such key."""
+
+
+class RedirectRefused(AwsError):
+    """The endpoint answered a request with a redirect (3xx), and qfan does not follow redirects.
+
+    Following one would re-send the signed request, session token included, wherever ``Location`` points.
+    AWS endpoints never redirect these calls, so a redirect means a misconfigured endpoint or proxy, or an
+    attacker in the path: not transient, and retrying would only ask again.
+
+    Attributes:
+        status: the HTTP status of the answer (301, 302, 307, ...).
+        location: the ``Location`` header the endpoint answered with (``None`` when it sent none).
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        location: str | None,
+        operation: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"the endpoint redirected to {location!r} (HTTP {status}); qfan never follows redirects",
+            code=str(status),
+            request_id=request_id,
+            operation=operation,
+        )
+        self.status = status
+        self.location = location
 
 
 class Throttled(AwsError):

@@ -71,17 +71,30 @@ def running_moto(port: int = 0, region: str = "us-east-1") -> Iterator[LocalEmul
 
 @contextmanager
 def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in (*values, "AWS_PROFILE")}
-    os.environ.pop("AWS_PROFILE", None)  # a profile's credentials must not be sent to the emulator
-    os.environ.update(values)
+    """Only the emulator's AWS settings for the block; the previous ones, exactly, after it.
+
+    Every ``AWS_*`` variable goes: a real session token would be sent to the emulator beside the dummy
+    keys, an ``AWS_ENDPOINT_URL_<SERVICE>`` (or ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``) would send that
+    service to the real endpoint, a profile would bring its keys. The shared config and credentials files
+    are hidden too, since a profile's ``services`` section outranks ``AWS_ENDPOINT_URL``.
+    """
+    saved = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+    for name in saved:
+        del os.environ[name]
+    os.environ.update(
+        {
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            **values,
+        }
+    )
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            del os.environ[name]
+        os.environ.update(saved)
 
 
 @asynccontextmanager
@@ -93,8 +106,10 @@ async def local(
     Args:
         port: TCP port on 127.0.0.1 (0 picks a free one).
         region: the region to point clients at.
-        set_environment: set ``AWS_ENDPOINT_URL``, dummy credentials and region in ``os.environ`` so that
-            any ``App()`` inside the block uses the emulator (restored afterwards).
+        set_environment: point every AWS setting in ``os.environ`` at the emulator for the block (its
+            ``AWS_ENDPOINT_URL``, dummy credentials and region; every other ``AWS_*`` variable, such as a
+            session token, a per-service endpoint or a profile, is unset, and the shared config files are
+            hidden), so that any ``App()`` inside the block uses the emulator. All is restored afterwards.
     """
     manager = running_moto(port, region)
     emulator = await anyio.to_thread.run_sync(manager.__enter__)

@@ -8,8 +8,8 @@ from typing import Generic, Protocol, TypeVar
 
 from ._attributes import AttributeValue, from_wire
 from ._codec import Decoder
-from ._envelope import SnsEnvelope, looks_like_envelope, unwrap
-from ._exceptions import ChecksumMismatch, ConfigError, DecodeError, MessageError
+from ._envelope import AcceptedTopics, SnsEnvelope, looks_like_envelope, unwrap
+from ._exceptions import ChecksumMismatch, ConfigError, DecodeError, MessageError, PayloadRefused
 from ._payloads import Fetched
 from ._pointer import PayloadLocation
 from ._transport import ReceivedMessage, WireAttributes, corruption_of
@@ -98,7 +98,12 @@ class Message(Generic[T]):
     )
 
     def __init__(
-        self, raw: ReceivedMessage, decoder: Decoder[T], settler: Settler, fetched: Fetched | None = None
+        self,
+        raw: ReceivedMessage,
+        decoder: Decoder[T],
+        settler: Settler,
+        fetched: Fetched | None = None,
+        topics: AcceptedTopics | None = None,
     ) -> None:
         system = raw.system_attributes
         self.message_id = raw.message_id
@@ -116,16 +121,21 @@ class Message(Generic[T]):
             self._problem = ChecksumMismatch(f"message {raw.message_id}: {corruption}")
         elif looks_like_envelope(raw.body, raw.attributes):
             try:
-                unwrapped = unwrap(raw.body)
+                unwrapped = unwrap(raw.body, topics)
             except DecodeError as exc:
                 self._problem = exc
             else:
                 if unwrapped is not None:
-                    self._text, attributes, self.sns = unwrapped
+                    # SNS itself sets no SQS attributes on an envelope; any there were added on the way
+                    # (a dead-letter copy's reason) and are kept beside the published ones.
+                    self._text, published, self.sns = unwrapped
+                    attributes = {**published, **raw.attributes} if raw.attributes else published
         self.attributes: dict[str, AttributeValue]
         self.attributes, self.content_type = from_wire(attributes)
         if fetched is not None and corruption is None:  # offloaded, perhaps inside an SNS envelope
             self.payload, self._problem = fetched.location, fetched.error
+            # A refused pointer names an object this queue may not touch: acking must not delete it.
+            self._owns_payload = not isinstance(fetched.error, PayloadRefused)
             if fetched.body is not None:
                 self.raw_body = self._text = fetched.body
                 self.content_type = fetched.content_type

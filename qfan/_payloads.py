@@ -17,7 +17,7 @@ import anyio
 import msgspec
 
 from ._codec import BYTES, CONTENT_TYPE, JSON, MSGPACK, TEXT
-from ._envelope import looks_like_envelope, unwrap
+from ._envelope import AcceptedTopics, looks_like_envelope, unwrap
 from ._exceptions import (
     DecodeError,
     MessageError,
@@ -69,7 +69,7 @@ def is_offloaded(attributes: WireAttributes) -> bool:
     return any(name in attributes for name in MARKERS)
 
 
-def _pointer_message(raw: ReceivedMessage) -> ReceivedMessage | None:
+def _pointer_message(raw: ReceivedMessage, topics: AcceptedTopics | None) -> ReceivedMessage | None:
     """The message as its offloading sender published it, when it is offloaded; else ``None``.
 
     SNS delivers without raw delivery as an envelope whose attributes hold the marker (AWS's SNS extended
@@ -80,8 +80,8 @@ def _pointer_message(raw: ReceivedMessage) -> ReceivedMessage | None:
     if not looks_like_envelope(raw.body, raw.attributes):
         return None
     try:
-        unwrapped = unwrap(raw.body)
-    except MessageError:  # a malformed envelope is the message's own error, raised on .body
+        unwrapped = unwrap(raw.body, topics)
+    except MessageError:  # a malformed or refused envelope is the message's own error, raised on .body
         return None
     if unwrapped is None or not is_offloaded(unwrapped[1]):
         return None
@@ -227,13 +227,16 @@ class Payloads:
             )
 
 
-async def fetch_all(messages: Sequence[ReceivedMessage], payloads: Payloads | None) -> list[Fetched | None]:
+async def fetch_all(
+    messages: Sequence[ReceivedMessage], payloads: Payloads | None, topics: AcceptedTopics | None = None
+) -> list[Fetched | None]:
     """Fetch the payloads of the offloaded messages among ``messages``, concurrently; ``None`` elsewhere.
 
-    On a queue without an offload policy (``payloads`` is ``None``) every pointer is refused unfetched.
+    On a queue without an offload policy (``payloads`` is ``None``) every pointer is refused unfetched, and
+    so is a pointer inside an SNS envelope from a topic outside ``topics``.
     """
     results: list[Fetched | None] = [None] * len(messages)
-    pointers = [(index, _pointer_message(raw)) for index, raw in enumerate(messages)]
+    pointers = [(index, _pointer_message(raw, topics)) for index, raw in enumerate(messages)]
     if all(raw is None for _, raw in pointers):
         return results
 
@@ -262,9 +265,11 @@ def _check_pointer(raw: ReceivedMessage, policy: Offload | None) -> PayloadLocat
             f"message {raw.message_id}: {exc}", bucket=None, key=None, raw_body=raw.body
         )
         return Fetched(None, error=invalid)
-    if policy is not None and policy.allows(location.bucket):
+    why = (
+        "the queue has no offload policy" if policy is None else policy.refusal(location.bucket, location.key)
+    )
+    if why is None:
         return location
-    why = "the queue has no offload policy" if policy is None else "its bucket is not in allowed_buckets"
     error = PayloadRefused(
         f"message {raw.message_id}: payload s3://{location.bucket}/{location.key} refused: {why}",
         bucket=location.bucket,

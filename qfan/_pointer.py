@@ -60,6 +60,8 @@ def parse_pointer(body: str) -> PayloadLocation:
         pointer = _decode.decode(body)
     except msgspec.DecodeError as exc:
         raise ValueError(f"pointer body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # a pointer is two levels deep; a forged one may be thousands
+        raise ValueError("pointer body is nested too deeply") from exc
     if not (isinstance(pointer, list) and len(pointer) == 2 and isinstance(pointer[1], dict)):
         raise ValueError("pointer body must be a JSON array [class name, {s3BucketName, s3Key}]")
     class_name, fields = pointer

@@ -13,6 +13,7 @@ from ._batching import MAX_BATCH_ENTRIES, Coalescer
 from ._codec import Decoder, Encoder, Format
 from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
+from ._envelope import AcceptedTopics
 from ._exceptions import BatchSendError, ConfigError, MessageTooLarge, QfanError
 from ._message import MAX_VISIBILITY, Message
 from ._offload import Offload
@@ -84,6 +85,8 @@ class Queue(Generic[T]):
         self._decoder: Decoder[T] = Decoder(type)
         self._declared: _Declared | None = None
         self._declare_lock = anyio.Lock()
+        self._topics: list[str] = []
+        self._topic_rule: AcceptedTopics | None = None
 
     @property
     def name(self) -> str:
@@ -182,6 +185,32 @@ class Queue(Generic[T]):
         conn = state.connection
         target = None if destination is None else (await destination.declare()).arn
         return await conn.retry.call(lambda: conn.control.start_message_move_task(state.info.arn, target))
+
+    def accept_topic(self, topic: str) -> None:
+        """Unwrap SNS envelopes from ``topic`` (a name in the queue's region and account, or an ARN).
+
+        Once a queue accepts a topic — :meth:`qfan.App.subscribe` does this for its subscriptions — an
+        envelope from any other topic is refused (``qfan.EnvelopeRefused`` on ``body``; workers
+        dead-letter it). A queue that accepts no topic unwraps every envelope. Call this for topics
+        subscribed outside qfan (e.g. by CloudFormation) to get the same protection.
+        """
+        if not isinstance(topic, str) or not topic:
+            raise ConfigError(f"accept_topic needs a topic name or ARN, got {topic!r}")
+        if topic not in self._topics:
+            self._topics.append(topic)
+            self._topic_rule = None
+
+    @property
+    def accepted_topics(self) -> tuple[str, ...]:
+        """The topics whose envelopes this queue unwraps (empty: any)."""
+        return tuple(self._topics)
+
+    def _accepted(self, queue_arn: str) -> AcceptedTopics | None:
+        if not self._topics:
+            return None
+        if self._topic_rule is None:
+            self._topic_rule = AcceptedTopics(self._topics, queue_arn)
+        return self._topic_rule
 
     async def allow_topic(self, topic_arn: str) -> bool:
         """Make sure the queue policy lets ``topic_arn`` deliver here; returns whether it had to change."""
@@ -402,8 +431,9 @@ class Queue(Generic[T]):
                 visibility_timeout=visibility,
             )
         )
-        fetched = await fetch_all(raw, state.payloads)
-        return [Message(m, decoder, self, f) for m, f in zip(raw, fetched, strict=True)]
+        topics = self._accepted(state.info.arn)
+        fetched = await fetch_all(raw, state.payloads, topics)
+        return [Message(m, decoder, self, f, topics) for m, f in zip(raw, fetched, strict=True)]
 
     def consume(
         self, *, prefetch: int = 10, wait: int | None = None, visibility: int | None = None
@@ -432,7 +462,7 @@ class Queue(Generic[T]):
         payloads = state.payloads
         if location is None or payloads is None or not payloads.policy.delete_payload_on_ack:
             return
-        if payloads.policy.allows(location.bucket):
+        if payloads.policy.allows(location.bucket, location.key):  # a forged pointer deletes nothing
             await payloads.delete(location)
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None:

@@ -15,24 +15,34 @@ answers a too-large reply with a ``RemoteError`` saying so, rather than leaving 
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import re
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 
 from ._attributes import AttributeValue, from_wire, to_wire, wire_size
 from ._codec import Decoder, Encoder
-from ._exceptions import MessageError, MessageTooLarge, QfanError, RemoteError, RequestTimeout
+from ._exceptions import (
+    ConfigError,
+    MessageError,
+    MessageTooLarge,
+    QfanError,
+    QueueNotFound,
+    RemoteError,
+    RequestTimeout,
+)
 from ._payloads import Payloads, fetch_all, is_offloaded
 from ._pointer import PayloadLocation
 from ._queue import Queue
@@ -47,6 +57,9 @@ REPLY_PREFIX = "qfan-reply-"
 OWNER_TAG = "qfan:owner"
 HEARTBEAT_TAG = "qfan:heartbeat"
 HEARTBEAT_SECONDS = 60.0
+MIN_SWEEP_IDLE = 3 * HEARTBEAT_SECONDS
+"""The shortest idle time a sweep accepts: three missed heartbeats, so a slow tag call never looks dead."""
+RECEIVE_WAIT = 20  # the reply loop's long poll, seconds
 # Reply queues are created with SQS's classic limit, so that every emulator and region accepts them.
 REPLY_MAX_SIZE = 262_144
 
@@ -71,9 +84,19 @@ class RpcStats:
 
 
 class _Pending:
-    __slots__ = ("body", "content_type", "decoder", "done", "error", "error_type", "payloads")
+    __slots__ = (
+        "body",
+        "content_type",
+        "correlation_id",
+        "decoder",
+        "done",
+        "error",
+        "error_type",
+        "payloads",
+    )
 
-    def __init__(self, decoder: Decoder[Any], payloads: Payloads | None) -> None:
+    def __init__(self, correlation_id: str, decoder: Decoder[Any], payloads: Payloads | None) -> None:
+        self.correlation_id = correlation_id
         self.decoder = decoder
         self.payloads = payloads
         self.done = anyio.Event()
@@ -86,7 +109,7 @@ class _Pending:
         if self.error is not None:
             raise self.error
         if self.error_type is not None:
-            raise RemoteError(self.error_type, self.body)
+            raise RemoteError(self.error_type, self.body, correlation_id=self.correlation_id)
         return self.decoder.decode(self.body, self.content_type)
 
 
@@ -94,8 +117,8 @@ class ReplyRouter:
     """The requesting side: owns the reply queue and routes replies to the waiting requests."""
 
     def __init__(self, app_name: str) -> None:
-        safe = re.sub(r"[^A-Za-z0-9_-]", "-", app_name)[:40]
-        self.name = f"{REPLY_PREFIX}{safe}-{uuid.uuid4().hex[:12]}"
+        self._safe_name = re.sub(r"[^A-Za-z0-9_-]", "-", app_name)[:40]
+        self.name = self._new_name()
         self.stats = RpcStats()
         self._pending: dict[str, _Pending] = {}
         self._decoders: dict[Any, Decoder[Any]] = {}
@@ -127,7 +150,7 @@ class ReplyRouter:
         decoder = self._decoders.get(response_type)
         if decoder is None:
             decoder = self._decoders[response_type] = Decoder(response_type)
-        pending = self._pending[correlation_id] = _Pending(decoder, await queue._payloads())
+        pending = self._pending[correlation_id] = _Pending(correlation_id, decoder, await queue._payloads())
         try:
             await queue.send(
                 value,
@@ -145,29 +168,64 @@ class ReplyRouter:
         finally:
             del self._pending[correlation_id]
 
+    def _new_name(self) -> str:
+        return f"{REPLY_PREFIX}{self._safe_name}-{uuid.uuid4().hex[:12]}"
+
     async def _ensure(self, conn: SqsConnection, services: anyio.abc.TaskGroup) -> str:
         if self._url is not None:
             return self._url
         async with self._lock:
             if self._url is None:
-                tags = {OWNER_TAG: f"{socket.gethostname()}:{os.getpid()}", HEARTBEAT_TAG: _now()}
-                attributes = {
-                    "MessageRetentionPeriod": "300",
-                    "VisibilityTimeout": "30",
-                    "MaximumMessageSize": str(REPLY_MAX_SIZE),
-                }
-                url = await conn.retry.call(lambda: conn.control.create_queue(self.name, attributes, tags))
-                services.start_soon(self._receive_loop, conn, url)
-                services.start_soon(self._heartbeat, conn, url)
-                self._url = url
+                self._url = await self._create(conn)
+                services.start_soon(self._receive_loop, conn)
+                services.start_soon(self._heartbeat, conn)
             return self._url
 
-    async def _receive_loop(self, conn: SqsConnection, url: str) -> None:
+    async def _create(self, conn: SqsConnection) -> str:
+        tags = {OWNER_TAG: f"{socket.gethostname()}:{os.getpid()}", HEARTBEAT_TAG: _now()}
+        attributes = {
+            "MessageRetentionPeriod": "300",
+            "VisibilityTimeout": "30",
+            "MaximumMessageSize": str(REPLY_MAX_SIZE),
+        }
+        name = self.name
+        return await conn.retry.call(lambda: conn.control.create_queue(name, attributes, tags))
+
+    async def _replace(self, conn: SqsConnection, gone: str) -> None:
+        """The reply queue was deleted under us (a sweep, an operator): carry on with a new one.
+
+        A new name, because SQS refuses to re-create a deleted queue's name for 60 s. Requests already
+        waiting named the old queue: their replies are lost, and they end in ``RequestTimeout``.
+        """
+        async with self._lock:
+            if self._url != gone:
+                return
+            self.name = self._new_name()
+            self._url = await self._create(conn)
+            logger.warning("reply queue %s was deleted; replies now go to %s", gone, self._url)
+
+    async def _receive_loop(self, conn: SqsConnection) -> None:
         while True:
+            url = self._url
+            if url is None:
+                return
             try:
                 received = await conn.retry.call(
-                    lambda: conn.data.receive(url, max_messages=10, wait_seconds=20, visibility_timeout=None)
+                    partial(
+                        conn.data.receive,
+                        url,
+                        max_messages=10,
+                        wait_seconds=RECEIVE_WAIT,
+                        visibility_timeout=None,
+                    )
                 )
+            except QueueNotFound:
+                try:
+                    await self._replace(conn, url)
+                except QfanError as exc:
+                    logger.warning("reply queue %s: could not re-create it: %s", self.name, exc)
+                    await anyio.sleep(1)
+                continue
             except QfanError as exc:
                 logger.warning("reply queue %s: receive failed: %s", self.name, exc)
                 await anyio.sleep(1)
@@ -204,13 +262,16 @@ class ReplyRouter:
             for payloads, location in payloads_read:
                 await payloads.delete(location)
 
-    @staticmethod
-    async def _heartbeat(conn: SqsConnection, url: str) -> None:
+    async def _heartbeat(self, conn: SqsConnection) -> None:
+        """Refresh the heartbeat tag: the proof of life :func:`sweep_reply_queues` goes by."""
         while True:
             await anyio.sleep(HEARTBEAT_SECONDS)
+            url = self._url
+            if url is None:
+                return
             try:
-                await conn.retry.call(lambda: conn.control.tag_queue(url, {HEARTBEAT_TAG: _now()}))
-            except QfanError as exc:
+                await conn.retry.call(partial(conn.control.tag_queue, url, {HEARTBEAT_TAG: _now()}))
+            except QfanError as exc:  # a deleted queue is replaced by the receive loop
                 logger.warning("reply queue heartbeat failed: %s", exc)
 
     async def close(self, conn: SqsConnection) -> None:
@@ -223,6 +284,83 @@ class ReplyRouter:
                 await conn.retry.call(lambda: conn.control.delete_queue(url))
             except QfanError as exc:
                 logger.warning("reply queue %s not deleted (the sweep will): %s", self.name, exc)
+
+
+class ReplyAddresses:
+    """Where a responder may send replies: the guard against a request naming someone else's queue.
+
+    A request's ``ResponseQueueUrl`` is written by whoever could send to the request queue, so it is not
+    trusted: a responder that answered anywhere would write its results (and errors) into any queue it can
+    reach, a confused deputy. A reply address is accepted when it is a queue URL (``<endpoint>/<account>/
+    <name>``, nothing more) and either
+
+    - it is on the request queue's own endpoint and account, and its name matches ``qfan-reply-*`` (the
+      queues qfan requesters create) or one of the name patterns given; or
+    - it matches one of the full-URL patterns given (a pattern with ``://``), e.g. another account's.
+
+    Patterns are shell-style (``fnmatch``, case-sensitive).
+
+    Args:
+        patterns: extra reply queue names or name patterns (``"web-replies-*"``), or full queue URL
+            patterns (``"https://sqs.eu-west-1.amazonaws.com/111122223333/replies-*"``).
+    """
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        names, urls = [f"{REPLY_PREFIX}*"], []
+        for pattern in patterns:
+            if not isinstance(pattern, str) or not pattern.strip():
+                raise ConfigError(f"reply_to entries must be queue name or URL patterns, got {pattern!r}")
+            if "://" in pattern:
+                urls.append(pattern)
+            elif "/" in pattern:
+                raise ConfigError(f"reply_to {pattern!r}: give a queue name pattern or a full URL pattern")
+            else:
+                names.append(pattern)
+        self.names: tuple[str, ...] = tuple(names)
+        self.urls: tuple[str, ...] = tuple(urls)
+
+    def refusal(self, address: object, request_queue_url: str) -> str | None:
+        """Why ``address`` may not get a reply to a request from ``request_queue_url``; ``None`` if it may."""
+        if not isinstance(address, str):
+            return f"{RESPONSE_QUEUE_URL} is a {type(address).__name__}, not a queue URL"
+        try:
+            parts = urlsplit(address)
+            segments = parts.path.split("/")
+            port = parts.port
+        except ValueError:
+            return f"{RESPONSE_QUEUE_URL} {address[:200]!r} is not a URL"
+        shaped = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and not (parts.query or parts.fragment or parts.username or parts.password)
+            and len(segments) == 3
+            and segments[1].isdigit()
+            and bool(segments[2])
+        )
+        if not shaped:
+            return f"{RESPONSE_QUEUE_URL} {address[:200]!r} is not a queue URL (<endpoint>/<account>/<name>)"
+        if any(fnmatch.fnmatchcase(address, pattern) for pattern in self.urls):
+            return None
+        own = urlsplit(request_queue_url)
+        same_place = (
+            parts.scheme == own.scheme
+            and (parts.hostname or "").lower() == (own.hostname or "").lower()
+            and port == own.port
+            and segments[1] == own.path.split("/")[1]
+        )
+        if not same_place:
+            return (
+                f"reply address {address[:200]!r} is not on the request queue's endpoint and account, "
+                "and matches no reply_to URL pattern"
+            )
+        if not any(fnmatch.fnmatchcase(segments[2], pattern) for pattern in self.names):
+            return (
+                f"reply queue {segments[2]!r} matches none of the allowed names "
+                f"{', '.join(map(repr, self.names))} (widen with reply_to=)"
+            )
+        return None
 
 
 class ReplySender:
@@ -239,11 +377,15 @@ class ReplySender:
         value: Any,
         error: BaseException | None,
         payloads: Payloads | None = None,
+        *,
+        expose_errors: bool = False,
     ) -> None:
-        """Send the handler's result (or its exception's type and message) to ``url``.
+        """Send the handler's result (or its exception's type, and message if exposed) to ``url``.
 
         A result too large for the reply queue goes through S3 under ``payloads`` (the request queue's
-        policy); without one, the requester gets a ``RemoteError`` of type ``MessageTooLarge``.
+        policy); without one, the requester gets a ``RemoteError`` of type ``MessageTooLarge``. The text
+        of a handler's exception may hold anything (paths, data, secrets), so it is sent only with
+        ``expose_errors``; qfan's own ``MessageTooLarge`` says only sizes and is always sent.
         """
         if error is None:
             body, content_type = self._encoder.encode(value)
@@ -261,7 +403,11 @@ class ReplySender:
                 CORRELATION_ID: correlation_id,
                 ERROR_TYPE: type(error).__name__,
             }
-            body, wire = str(error)[:200_000], to_wire(extra, "text/plain")
+            if expose_errors or isinstance(error, MessageTooLarge):
+                text = str(error)[:200_000]
+            else:
+                text = f"the responder withheld the error message (correlation id {correlation_id})"
+            body, wire = text, to_wire(extra, "text/plain")
         entry = SendEntry("0", body, wire)
         _, errors = await conn.retry.call_batch(
             "SendMessageBatch", partial(conn.data.send_batch, url), [entry]
@@ -270,11 +416,25 @@ class ReplySender:
             raise errors["0"]
 
 
+def check_sweep_idle(idle_seconds: float) -> None:
+    """Refuse an idle time under :data:`MIN_SWEEP_IDLE`: a live requester's heartbeat may be that old."""
+    if isinstance(idle_seconds, bool) or not isinstance(idle_seconds, int | float):
+        raise ConfigError(f"idle seconds must be a number, got {idle_seconds!r}")
+    if not idle_seconds >= MIN_SWEEP_IDLE:
+        raise ConfigError(
+            f"idle {idle_seconds} s is too short to tell a crashed requester from a live one: reply queues "
+            f"refresh their heartbeat every {HEARTBEAT_SECONDS:.0f} s, so the least is {MIN_SWEEP_IDLE:.0f} s"
+        )
+
+
 async def sweep_reply_queues(conn: SqsConnection, idle_seconds: float, keep: str | None = None) -> list[str]:
     """Delete reply queues whose heartbeat is older than ``idle_seconds`` (left by crashed processes).
 
-    Returns the URLs deleted. A reply queue without a readable heartbeat tag is left alone.
+    A live requester refreshes its heartbeat tag every ``HEARTBEAT_SECONDS``, so only queues whose owner
+    stopped doing so for ``idle_seconds`` (at least ``MIN_SWEEP_IDLE``, else ``ConfigError``) go. Returns
+    the URLs deleted. A reply queue without a readable heartbeat tag is left alone.
     """
+    check_sweep_idle(idle_seconds)
     deleted: list[str] = []
     urls = await conn.retry.call(lambda: conn.control.list_queues(REPLY_PREFIX))
     for url in urls:

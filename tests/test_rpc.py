@@ -29,7 +29,7 @@ def responder_app(make_app: AppFactory, name: str, delay: float = 0.0) -> qfan.A
     app = make_app()
     queue = app.queue(name, Resize)
 
-    @app.responder(queue, name="resize", concurrency=32)
+    @app.responder(queue, name="resize", concurrency=32, expose_errors=True)
     async def resize(request: Resize) -> Resized:
         if request.width < 0:
             raise ValueError(f"bad width {request.width}")

@@ -6,6 +6,7 @@ from ._checksum import corruption_of, md5_of_attributes, md5_of_body
 from ._connection import SnsConnection, SqsConnection
 from ._errors import error_for_code, map_aws_errors
 from ._planes import TRANSPORTS, Transport, open_sqs_planes, resolve_transport
+from ._redact import RedactingFilter, install_redaction, redact, register_secret
 from ._retry import RetryPolicy
 from ._s3 import BotocoreS3, open_s3
 from ._settings import ConnectionSettings, resolve_endpoint
@@ -42,6 +43,7 @@ __all__ = [
     "PublishedMessage",
     "ReceiptEntry",
     "ReceivedMessage",
+    "RedactingFilter",
     "RetryPolicy",
     "SendEntry",
     "SentMessage",
@@ -56,6 +58,7 @@ __all__ = [
     "WireAttributes",
     "corruption_of",
     "error_for_code",
+    "install_redaction",
     "map_aws_errors",
     "md5_of_attributes",
     "md5_of_body",
@@ -63,6 +66,8 @@ __all__ = [
     "open_sns",
     "open_sqs",
     "open_sqs_planes",
+    "redact",
+    "register_secret",
     "resolve_endpoint",
     "resolve_transport",
 ]

@@ -1,4 +1,8 @@
-"""The one place where AWS error codes and connection failures become qfan exceptions."""
+"""The one place where AWS error codes and connection failures become qfan exceptions.
+
+Every error text built here goes through ``redact``: AWS quotes the canonical request, session token
+included, in ``SignatureDoesNotMatch`` answers, and error texts end up in logs and tracebacks.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from .._exceptions import (
     Throttled,
     TransportError,
 )
+from ._redact import redact
 
 # Codes appear in three spellings: query protocol ("AWS.SimpleQueueService.NonExistentQueue"), JSON
 # protocol ("com.amazonaws.sqs#QueueDoesNotExist") and plain. They are normalised before lookup.
@@ -138,17 +143,30 @@ def error_for_code(
     sender_fault: bool | None = None,
     status: int | None = None,
 ) -> AwsError:
-    """Build the typed qfan error for an AWS error code (for whole calls and for batch entries alike)."""
+    """Build the typed qfan error for an AWS error code (for whole calls and for batch entries alike).
+
+    The server's ``message`` is kept, with credentials, signatures and tokens redacted.
+    """
     cls = _CODE_CLASSES.get(normalise_code(code))
     if cls is None:
         cls = ServiceUnavailable if (status or 0) >= 500 else AwsError
     return cls(
-        message,
+        redact(message),
         code=code,
         operation=operation,
         request_id=request_id,
         sender_fault=sender_fault,
     )
+
+
+def _scrub(exc: BotoCoreError | ClientError) -> None:
+    """Redact the text of a botocore exception in place: it stays chained (``__cause__``) to the qfan
+    error, and tracebacks print it."""
+    exc.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in exc.args)
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error")
+        if isinstance(error, dict) and isinstance(error.get("Message"), str):
+            error["Message"] = redact(error["Message"])
 
 
 def _from_client_error(exc: ClientError, operation: str) -> AwsError:
@@ -171,16 +189,19 @@ def map_aws_errors(operation: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
+        _scrub(exc)
         raise _from_client_error(exc, operation) from exc
     except (HTTPClientError, BotocoreConnectionError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise TransportError(f"{operation}: {exc}") from exc
+        raise TransportError(redact(f"{operation}: {exc}")) from exc
     except (
         NoCredentialsError,
         PartialCredentialsError,
         NoRegionError,
         ParamValidationError,
     ) as exc:
-        raise ConfigError(f"{operation}: {exc}") from exc
+        _scrub(exc)
+        raise ConfigError(redact(f"{operation}: {exc}")) from exc
     except BotoCoreError as exc:
         # Anything else botocore raises is still reported inside the one tree, never as a bare botocore error.
-        raise AwsError(str(exc), code=type(exc).__name__, operation=operation) from exc
+        _scrub(exc)
+        raise AwsError(redact(str(exc)), code=type(exc).__name__, operation=operation) from exc

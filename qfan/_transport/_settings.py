@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from .._exceptions import ConfigError
+from ._redact import REDACTED, register_secret
 
 Service = Literal["sqs", "sns", "s3"]
 
 _TRUE = {"1", "true", "yes", "on"}
+_SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})
 
 
 def resolve_endpoint(
@@ -30,12 +32,13 @@ def resolve_endpoint(
     return env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or env.get("AWS_ENDPOINT_URL") or None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ConnectionSettings:
     """Everything the transport needs to open its clients.
 
     Attributes left ``None`` fall through to the normal AWS chain (environment, shared config and
-    credentials files, container and instance metadata).
+    credentials files, container and instance metadata). The repr masks the secret access key and the
+    session token (``'***'`` when set), and both are registered with the log and error redaction.
     """
 
     region: str | None = None
@@ -55,6 +58,19 @@ class ConnectionSettings:
             raise ConfigError(f"max_connections must be at least 1, got {self.max_connections}")
         if self.read_timeout <= 20:
             raise ConfigError(f"read_timeout must exceed the 20 s long poll, got {self.read_timeout}")
+        # Explicit credentials are resolved right here: from now on logs and error texts hide them.
+        register_secret(self.secret_access_key)
+        register_secret(self.session_token)
+
+    def __repr__(self) -> str:
+        # Settings end up in logs, tracebacks and debugger views; whether a secret is set is worth seeing.
+        shown = (
+            f"{f.name}={REDACTED!r}"
+            if f.name in _SECRET_FIELDS and getattr(self, f.name) is not None
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def resolve_region(self, from_profile: str | None) -> str:
         """Explicit region > ``AWS_REGION`` > the profile chain (``AWS_DEFAULT_REGION``, config file)."""
