@@ -59,7 +59,7 @@ from ._rpc import RpcStats
 from ._subscription import Subscription
 from ._topic import Topic, TopicInfo
 from ._topology import PlanItem
-from ._transport import RetryPolicy
+from ._transport import RedactingFilter, RetryPolicy, install_redaction
 from ._worker import Middleware, Worker, WorkerStats
 
 __version__ = "0.1.0"
@@ -78,8 +78,8 @@ __all__ = [
     "Consumer",
     "DecodeError",
     "EncodeError",
-    "EnvelopeRefused",
     "Encryption",
+    "EnvelopeRefused",
     "Format",
     "HandlerOutcome",
     "InvalidParameter",
@@ -107,6 +107,7 @@ __all__ = [
     "QueueNameExists",
     "QueueNotFound",
     "ReceiptHandleInvalid",
+    "RedactingFilter",
     "RedirectRefused",
     "Reject",
     "RemoteError",
@@ -127,5 +128,6 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "__version__",
+    "install_redaction",
     "local",
 ]

@@ -21,7 +21,7 @@ from ._exceptions import AwsError, ConfigError, QfanError
 from ._local import running_moto
 from ._offload import Offload
 from ._redrive import move_messages
-from ._transport._redact import install_redaction, register_secret
+from ._transport import install_redaction, redact, register_secret
 
 _json = msgspec.json.Encoder()
 
@@ -394,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return anyio.run(command, args)
     except QfanError as exc:
-        print(f"qfan: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(redact(f"qfan: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

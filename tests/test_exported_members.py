@@ -58,6 +58,7 @@ EXPECTED = {
     "QueueNameExists",
     "QueueNotFound",
     "ReceiptHandleInvalid",
+    "RedactingFilter",
     "RedirectRefused",
     "RetryPolicy",
     "ServiceUnavailable",
@@ -65,6 +66,7 @@ EXPECTED = {
     "Throttled",
     "TransportError",
     "__version__",
+    "install_redaction",
     "local",
 }
 
