@@ -1,15 +1,27 @@
-"""The aiobotocore implementation of the transport: one session, one pooled client per service."""
+"""The aiobotocore implementation of the transport: one session, one pooled client per service.
+
+Every client refuses redirects: aiohttp (under aiobotocore) would otherwise follow a 3xx and re-send the
+signed request, session token included, wherever ``Location`` points. Its HTTP session class also hands the
+lean SQS plane the connection settings botocore resolved (proxy, CA bundle, client certificate), so both
+transports connect the same way.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
 
+from .._exceptions import RedirectRefused
 from ._errors import map_aws_errors
+from ._redact import register_secret
 from ._settings import ConnectionSettings, Service
 from ._types import (
     BatchResult,
@@ -236,10 +248,78 @@ class BotocoreSqs:
         return str(response["TaskHandle"])
 
 
+class _NoRedirects:
+    """The one method of an aiohttp session that ``AIOHTTPSession.send`` calls, never following redirects."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self._session.request(*args, allow_redirects=False, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaneConnection:
+    """How to reach an endpoint the way a botocore client does, for the lean SQS plane's own session.
+
+    Attributes:
+        connector: a connector with the client's TLS settings (CA bundle or ``verify``, client
+            certificate) and pool size; owned by whoever receives it.
+        proxy: the proxy URL botocore would use for the endpoint (``None``: connect directly).
+        proxy_headers: the headers botocore would send to that proxy.
+    """
+
+    connector: aiohttp.BaseConnector
+    proxy: str | None
+    proxy_headers: Mapping[str, str]
+
+
+class QfanHttpSession(AIOHTTPSession):  # type: ignore[misc]  # aiobotocore ships no type information
+    """aiobotocore's HTTP session, except that it never follows a redirect.
+
+    The 3xx answer itself reaches botocore as any error answer does, and ``refuse_redirects`` turns it into
+    ``RedirectRefused`` before botocore's parsers (or S3's region redirector) act on it.
+    """
+
+    async def _get_session(self, proxy_url: str | None) -> _NoRedirects:
+        return _NoRedirects(await super()._get_session(proxy_url))
+
+    async def plane_connection(self, url: str) -> PlaneConnection:
+        """The proxy, proxy headers and TLS settings this session uses for requests to ``url``.
+
+        They were resolved when the client was created, as botocore resolves them: ``HTTP(S)_PROXY`` and
+        ``NO_PROXY`` (or ``Config(proxies=...)``), ``AWS_CA_BUNDLE`` or the profile's ``ca_bundle`` (or
+        ``REQUESTS_CA_BUNDLE``), ``client_cert`` and ``proxies_config``. The connector is built the way
+        this session builds its own.
+        """
+        proxy = self._proxy_config.proxy_url_for(url)
+        headers = dict(self._proxy_config.proxy_headers_for(url))
+        connector = self._create_connector(proxy)
+        if inspect.isawaitable(connector):  # aiobotocore >= 3.8 reads the TLS files off the event loop
+            connector = await connector
+        return PlaneConnection(connector, proxy, headers)
+
+
+def refuse_redirects(response_dict: Mapping[str, Any], operation_model: Any, **_: Any) -> None:
+    """botocore ``before-parse`` hook: a 3xx answer becomes ``RedirectRefused`` (never retried)."""
+    status = response_dict["status_code"]
+    if 300 <= status < 400:
+        headers = response_dict["headers"]
+        raise RedirectRefused(
+            status=status,
+            location=headers.get("location"),
+            operation=operation_model.name,
+            request_id=headers.get("x-amzn-requestid") or headers.get("x-amz-request-id"),
+        )
+
+
 def client_config(settings: ConnectionSettings, **extra: Any) -> AioConfig:
     """The client configuration every qfan client shares, plus service-specific ``extra`` settings.
 
-    botocore's retries are disabled (one attempt): qfan's ``RetryPolicy`` is the only retry layer.
+    botocore's retries are disabled (one attempt): qfan's ``RetryPolicy`` is the only retry layer. The HTTP
+    session never follows redirects (see ``QfanHttpSession``).
     """
     return AioConfig(
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -247,6 +327,7 @@ def client_config(settings: ConnectionSettings, **extra: Any) -> AioConfig:
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         tcp_keepalive=True,
+        http_session_cls=QfanHttpSession,
         **extra,
     )
 
@@ -269,7 +350,23 @@ async def open_client(
         aws_session_token=settings.session_token,
         config=client_config(settings, **config),
     ) as client:
+        # Before parsing, so that no 3xx reaches botocore's own redirect handling (S3 region redirects).
+        client.meta.events.register("before-parse", refuse_redirects, unique_id="qfan-refuse-redirects")
+        client.meta.events.register("before-send", _register_token, unique_id="qfan-register-token")
         yield client
+
+
+def _register_token(request: Any, **_: Any) -> None:
+    """Redact the session token a botocore request carries (the chain may have refreshed it) from logs."""
+    token = request.headers.get("X-Amz-Security-Token")
+    if token:
+        register_secret(token.decode() if isinstance(token, bytes) else str(token))
+
+
+async def plane_connection(client: Any) -> PlaneConnection:
+    """How ``client`` (opened by ``open_client``) connects to its endpoint, for the lean SQS plane."""
+    http_session: QfanHttpSession = client._endpoint.http_session
+    return await http_session.plane_connection(client.meta.endpoint_url)
 
 
 @asynccontextmanager

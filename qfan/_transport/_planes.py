@@ -16,7 +16,7 @@ from aiobotocore.session import AioSession
 
 from .._exceptions import ConfigError
 from ._base import SqsControlPlane, SqsDataPlane
-from ._botocore import BotocoreSqs, open_client
+from ._botocore import BotocoreSqs, open_client, plane_connection
 from ._settings import ConnectionSettings
 from ._sqs_json import FastSqs, http_session
 
@@ -54,5 +54,17 @@ async def open_sqs_planes(
             yield control, control
             return
         credentials = await _credentials(settings, session)
-        async with http_session(settings) as http:
-            yield FastSqs(http, client.meta.endpoint_url, client.meta.region_name, credentials), control
+        # The botocore client's proxy and TLS settings, so that both planes connect the same way.
+        connection = await plane_connection(client)
+        async with http_session(settings, connection.connector) as http:
+            yield (
+                FastSqs(
+                    http,
+                    client.meta.endpoint_url,
+                    client.meta.region_name,
+                    credentials,
+                    proxy=connection.proxy,
+                    proxy_headers=connection.proxy_headers,
+                ),
+                control,
+            )

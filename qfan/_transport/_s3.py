@@ -21,6 +21,8 @@ from ._types import LifecycleChange, StoredObject
 # Answers to CreateBucket meaning "it is already there, and it is yours" (us-east-1 says nothing at all).
 _OWN_BUCKET = frozenset({"BucketAlreadyOwnedByYou"})
 _NO_LIFECYCLE = frozenset({"NoSuchLifecycleConfiguration"})
+# The most a capped read asks of the stream at once: bounds what is buffered past the limit.
+_READ_CHUNK = 256 * 1024
 
 
 class BotocoreS3:
@@ -48,18 +50,31 @@ class BotocoreS3:
             await self._client.put_object(**params)
 
     async def get_object(self, bucket: str, key: str, *, max_size: int) -> StoredObject:
-        """GetObject, reading the body only when it is at most ``max_size`` bytes."""
+        """GetObject, reading the body only when it is at most ``max_size`` bytes.
+
+        The announced length is not trusted to bound the read: a body without one (chunked) or longer than
+        announced is read in chunks and dropped as soon as it passes ``max_size``. Its ``size`` is then a
+        lower bound (what was read), larger than ``max_size`` either way.
+        """
         with map_aws_errors("GetObject"):
             response = await self._client.get_object(Bucket=bucket, Key=key)
             size = int(response.get("ContentLength", 0))
             content_type = response.get("ContentType")
-            async with response["Body"] as stream:
+            async with response["Body"] as stream:  # closing the stream drops what was not read
                 if size > max_size:
-                    return StoredObject(size, None, content_type)  # closing the stream drops the rest
-                data: bytes = await stream.read()
-        if len(data) > max_size:  # the length header lied: still never hand out more than the limit
-            return StoredObject(len(data), None, content_type)
-        return StoredObject(size, data, content_type)
+                    return StoredObject(size, None, content_type)
+                chunks: list[bytes] = []
+                received = 0
+                # One byte past the limit is enough to know the object is too large.
+                while received <= max_size:
+                    chunk: bytes = await stream.read(min(_READ_CHUNK, max_size + 1 - received))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    received += len(chunk)
+        if received > max_size:
+            return StoredObject(max(size, received), None, content_type)
+        return StoredObject(received, b"".join(chunks), content_type)
 
     async def delete_object(self, bucket: str, key: str) -> None:
         """DeleteObject (S3 answers success for a key that is already gone)."""
