@@ -1,11 +1,11 @@
 """The transport layer: the only code in qfan that speaks the AWS wire."""
 
-from ._base import ObjectStore, SqsControlPlane, SqsDataPlane
+from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane, Transport
 from ._botocore import BotocoreSqs, open_sqs
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
 from ._connection import SnsConnection, SqsConnection
 from ._errors import error_for_code, map_aws_errors
-from ._planes import TRANSPORTS, Transport, open_sqs_planes, resolve_transport
+from ._planes import TRANSPORTS, AwsTransport, TransportName, open_sqs_planes, resolve_transport
 from ._redact import RedactingFilter, install_redaction, redact, register_secret
 from ._retry import RetryPolicy
 from ._s3 import BotocoreS3, open_s3
@@ -30,6 +30,7 @@ from ._types import (
 
 __all__ = [
     "TRANSPORTS",
+    "AwsTransport",
     "BatchResult",
     "BotocoreS3",
     "BotocoreSns",
@@ -48,11 +49,13 @@ __all__ = [
     "SendEntry",
     "SentMessage",
     "SnsConnection",
+    "SnsPlane",
     "SqsConnection",
     "SqsControlPlane",
     "SqsDataPlane",
     "StoredObject",
     "Transport",
+    "TransportName",
     "VisibilityEntry",
     "WireAttribute",
     "WireAttributes",

@@ -1,14 +1,22 @@
-"""The transport seam: the hot SQS operations, kept together so a leaner implementation can replace them,
-and the S3 object operations of offloaded payloads."""
+"""The transport seam: the planes qfan speaks to AWS through, and the :class:`Transport` that opens them.
+
+Every plane makes exactly one request per call and maps errors into qfan's tree (``map_aws_errors``
+semantics); retrying is not a plane's job — the retrying wrappers in ``_retrying`` apply the app's
+``RetryPolicy`` to every call. ``"fast"`` and ``"botocore"`` are the AWS transports; ``qfan.testing``
+provides in-memory planes behind the same Protocols.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ._types import (
     BatchResult,
     LifecycleChange,
+    PublishedMessage,
+    PublishEntry,
     ReceiptEntry,
     ReceivedMessage,
     SendEntry,
@@ -16,6 +24,9 @@ from ._types import (
     StoredObject,
     VisibilityEntry,
 )
+
+if TYPE_CHECKING:
+    from ._settings import ConnectionSettings
 
 
 class SqsDataPlane(Protocol):
@@ -98,3 +109,65 @@ class ObjectStore(Protocol):
     async def create_bucket(self, bucket: str) -> None: ...
 
     async def update_lifecycle_rules(self, bucket: str, change: LifecycleChange) -> None: ...
+
+
+class SnsPlane(Protocol):
+    """The SNS calls qfan makes: PublishBatch, and topic and subscription management."""
+
+    async def publish_batch(
+        self, topic_arn: str, entries: Sequence[PublishEntry]
+    ) -> BatchResult[PublishedMessage]:
+        """PublishBatch: at most 10 entries."""
+        ...
+
+    async def find_topic(self, name: str) -> str | None:
+        """The ARN of the topic called ``name``, or ``None``."""
+        ...
+
+    async def create_topic(
+        self, name: str, attributes: Mapping[str, str], tags: Mapping[str, str]
+    ) -> str: ...
+
+    async def get_topic_attributes(self, topic_arn: str) -> dict[str, str]: ...
+
+    async def set_topic_attribute(self, topic_arn: str, name: str, value: str) -> None: ...
+
+    async def delete_topic(self, topic_arn: str) -> None: ...
+
+    async def list_subscriptions(self, topic_arn: str) -> list[dict[str, str]]:
+        """Every subscription of the topic: ``SubscriptionArn``, ``Protocol``, ``Endpoint``."""
+        ...
+
+    async def subscribe(self, topic_arn: str, queue_arn: str, attributes: Mapping[str, str]) -> str:
+        """Subscribe an SQS queue; returns the subscription ARN."""
+        ...
+
+    async def get_subscription_attributes(self, subscription_arn: str) -> dict[str, str]: ...
+
+    async def set_subscription_attribute(self, subscription_arn: str, name: str, value: str) -> None: ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Opens the planes an App talks through, each for as long as the app is open.
+
+    ``App(transport=...)`` takes ``"fast"`` or ``"botocore"`` (the AWS transports) or an object with these
+    three methods, e.g. ``qfan.testing.MemoryTransport()``. The app opens SQS when it is entered, and SNS
+    and S3 only when a topic or an offloading queue first needs them.
+    """
+
+    name: str
+
+    def open_sqs(
+        self, settings: ConnectionSettings
+    ) -> AbstractAsyncContextManager[tuple[SqsDataPlane, SqsControlPlane]]:
+        """The SQS data plane (per-message calls) and control plane (queue management)."""
+        ...
+
+    def open_sns(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[SnsPlane]:
+        """The SNS plane."""
+        ...
+
+    def open_s3(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[ObjectStore]:
+        """The S3 plane of offloaded payloads."""
+        ...

@@ -8,25 +8,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, get_args
 
 from aiobotocore.credentials import AioCredentials
 from aiobotocore.session import AioSession
 
 from .._exceptions import ConfigError
-from ._base import SqsControlPlane, SqsDataPlane
+from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
 from ._botocore import BotocoreSqs, open_client, plane_connection
+from ._s3 import open_s3
 from ._settings import ConnectionSettings
+from ._sns import open_sns
 from ._sqs_json import FastSqs, http_session
 
-Transport = Literal["fast", "botocore"]
-TRANSPORTS: tuple[Transport, ...] = get_args(Transport)
+TransportName = Literal["fast", "botocore"]
+TRANSPORTS: tuple[TransportName, ...] = get_args(TransportName)
 TRANSPORT_ENV = "QFAN_TRANSPORT"
-DEFAULT_TRANSPORT: Transport = "fast"
+DEFAULT_TRANSPORT: TransportName = "fast"
 
 
-def resolve_transport(explicit: str | None) -> Transport:
+def resolve_transport(explicit: str | None) -> TransportName:
     """The explicit choice > ``QFAN_TRANSPORT`` > ``fast``; anything else is a ``ConfigError``."""
     chosen = explicit or os.environ.get(TRANSPORT_ENV) or DEFAULT_TRANSPORT
     if chosen not in TRANSPORTS:
@@ -44,7 +46,7 @@ async def _credentials(settings: ConnectionSettings, session: AioSession) -> Any
 
 @asynccontextmanager
 async def open_sqs_planes(
-    settings: ConnectionSettings, transport: Transport
+    settings: ConnectionSettings, transport: TransportName
 ) -> AsyncIterator[tuple[SqsDataPlane, SqsControlPlane]]:
     """Open SQS for the block: the data plane on ``transport``, the control plane on aiobotocore."""
     session = AioSession(profile=settings.profile)
@@ -68,3 +70,29 @@ async def open_sqs_planes(
                 ),
                 control,
             )
+
+
+class AwsTransport:
+    """The AWS transports: SQS's per-message calls on the lean plane (``"fast"``) or on aiobotocore
+    (``"botocore"``); SQS management, SNS and S3 on aiobotocore either way.
+
+    Args:
+        name: ``"fast"`` or ``"botocore"``.
+    """
+
+    def __init__(self, name: TransportName) -> None:
+        self.name: str = resolve_transport(name)
+
+    def open_sqs(
+        self, settings: ConnectionSettings
+    ) -> AbstractAsyncContextManager[tuple[SqsDataPlane, SqsControlPlane]]:
+        return open_sqs_planes(settings, self.name)  # type: ignore[arg-type]
+
+    def open_sns(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[SnsPlane]:
+        return open_sns(settings)
+
+    def open_s3(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[ObjectStore]:
+        return open_s3(settings)
+
+    def __repr__(self) -> str:
+        return f"<AwsTransport {self.name!r}>"
