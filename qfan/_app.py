@@ -15,19 +15,17 @@ import anyio.abc
 from ._backoff import Backoff
 from ._codec import Format
 from ._engine import WorkerEngine
-from ._exceptions import ConfigError, HandlerOutcome, QfanError, Reject
+from ._exceptions import ConfigError, QfanError
 from ._handler import Handler
-from ._message import Message
 from ._offload import Offload
 from ._priority import PriorityQueue, check_levels, level_queue_name
 from ._queue import Queue
 from ._queue_options import QueueOptions, QueueSettings
 from ._rpc import (
-    CORRELATION_ID,
-    RESPONSE_QUEUE_URL,
     ReplyAddresses,
     ReplyRouter,
     ReplySender,
+    Responder,
     RpcStats,
     check_sweep_idle,
     sweep_reply_queues,
@@ -37,16 +35,12 @@ from ._subscription import FilterScope, Subscription
 from ._topic import ThroughputScope, Topic, TopicOptions
 from ._topology import PlanItem, plan
 from ._transport import (
+    AwsTransport,
+    Connection,
     ConnectionSettings,
-    ObjectStore,
     RetryPolicy,
-    SnsConnection,
-    SqsConnection,
     Transport,
-    open_s3,
-    open_sns,
-    open_sqs_planes,
-    resolve_transport,
+    TransportName,
 )
 from ._worker import MAX_VISIBILITY, Middleware, Worker, WorkerStats
 
@@ -83,9 +77,12 @@ class App:
         declare_on_start: declare the registered topology when the app is entered.
         sweep_reply_queues: when set, entering the app deletes reply queues (of any app) whose heartbeat
             is older than this many seconds — left behind by crashed processes.
-        transport: how the per-message SQS calls (send, receive, delete, change visibility) travel:
-            ``"fast"``, signed SQS JSON requests over a pooled aiohttp session, or ``"botocore"``, through
-            aiobotocore like every other call. Default: ``QFAN_TRANSPORT``, else ``"fast"``.
+        transport: how the app talks to AWS. ``"fast"``: the per-message SQS calls (send, receive,
+            delete, change visibility) are signed SQS JSON requests over a pooled aiohttp session;
+            ``"botocore"``: through aiobotocore like every other call. Or any object with ``open_sqs``,
+            ``open_sns`` and ``open_s3`` (the :class:`qfan._transport.Transport` Protocol), such as
+            ``qfan.testing.MemoryTransport()``. Default: ``QFAN_TRANSPORT``, else ``"fast"``. Every call
+            goes through ``retry`` whatever the transport.
     """
 
     def __init__(
@@ -106,9 +103,19 @@ class App:
         max_connections: int = 64,
         declare_on_start: bool = True,
         sweep_reply_queues: float | None = None,
-        transport: Transport | None = None,
+        transport: TransportName | Transport | None = None,
     ) -> None:
-        self.transport = resolve_transport(transport)
+        self._transport: Transport = (
+            AwsTransport(transport) if transport is None or isinstance(transport, str) else transport
+        )
+        if not isinstance(self._transport, Transport):
+            raise ConfigError(
+                f"transport must be 'fast', 'botocore' or an object with open_sqs/open_sns/open_s3, "
+                f"got {transport!r}"
+            )
+        self.transport: str | Transport = (
+            self._transport.name if isinstance(self._transport, AwsTransport) else self._transport
+        )
         if not 0 <= linger <= 1:
             raise ConfigError(f"linger must be between 0 and 1 second, got {linger!r}")
         self.name = name
@@ -135,7 +142,6 @@ class App:
         self._priority_queues: dict[str, PriorityQueue[Any]] = {}
         self._topics: dict[str, Topic[Any]] = {}
         self._subscriptions: list[Subscription] = []
-        self._sns: SnsConnection | None = None
         self._workers: dict[str, Worker] = {}
         self._middleware: list[Middleware] = []
         self._startup: list[Hook] = []
@@ -144,7 +150,7 @@ class App:
         self._replies = ReplyRouter(name)
         self._reply_sender = ReplySender()
         self._services: anyio.abc.TaskGroup | None = None
-        self._connection: SqsConnection | None = None
+        self._connection: Connection | None = None
         self._stack: AsyncExitStack | None = None
 
     # -- topology -------------------------------------------------------------------------------------
@@ -200,7 +206,7 @@ class App:
             type=type,
             format=format,
             dead_letter=dead_letter,
-            connect=self._sqs,
+            connect=self._connect,
             offload=offload,
         )
         self._queues[name] = queue
@@ -321,7 +327,7 @@ class App:
         if name in self._topics:
             raise ConfigError(f"topic {name!r} is already registered on this app: reuse its handle")
         options = TopicOptions(name, fifo, content_based_dedup, kms_key, throughput_scope, dict(tags or {}))
-        topic: Topic[Any] = Topic(options, format=format, connect=self._sns_connection, offload=offload)
+        topic: Topic[Any] = Topic(options, format=format, connect=self._connect, offload=offload)
         self._topics[name] = topic
         return topic
 
@@ -367,8 +373,8 @@ class App:
         """
         await self._declare_all(list(self._queues.values()), lambda queue: queue.declare())
         await self._declare_all(list(self._topics.values()), lambda topic: topic.declare())
-        sns = self._sns
-        if sns is not None:
+        if self._subscriptions:
+            sns = await self._connect().sns()
             await self._declare_all(self._subscriptions, lambda subscription: subscription.declare(sns))
 
     @staticmethod
@@ -395,9 +401,10 @@ class App:
 
         Works on an app opened with ``declare_on_start=False`` (``qfan declare --dry-run`` does that).
         """
+        connection = self._connect()
         return await plan(
-            self._sqs(),
-            self._sns,
+            connection,
+            await connection.sns() if self._topics or self._subscriptions else None,
             list(self._queues.values()),
             list(self._topics.values()),
             self._subscriptions,
@@ -512,43 +519,20 @@ class App:
                 request queue's endpoint and account): name patterns, or full queue URL patterns.
             expose_errors: send the text of a handler's exception to the requester.
         """
-        addresses = ReplyAddresses(reply_to)
+        ReplyAddresses(reply_to)  # a bad pattern is a ConfigError here, not when the first request comes
 
         def register(function: F) -> F:
-            inner = Handler.inspect(function, batch=False)
-            sender, threads = self._reply_sender, anyio.CapacityLimiter(concurrency)
-
-            async def respond(message: Message[Any]) -> None:
-                url = message.attributes.get(RESPONSE_QUEUE_URL)
-                correlation_id = str(message.attributes.get(CORRELATION_ID, ""))
-                if url is not None:  # checked first: a refused request never runs, so nothing leaks
-                    refusal = addresses.refusal(url, (await queue.declare()).url)
-                    if refusal is not None:
-                        raise Reject(f"reply address refused: {refusal}")
-                try:
-                    result, error = await inner(message, threads), None
-                except HandlerOutcome:
-                    raise
-                except Exception as exc:
-                    if url is None:
-                        raise
-                    result, error = None, exc
-                    logger.error(
-                        "responder %s: request %s (correlation id %s) raised %s",
-                        inner.name,
-                        message.message_id,
-                        correlation_id,
-                        type(exc).__name__,
-                        exc_info=exc,
-                    )
-                if isinstance(url, str):
-                    payloads = await queue._payloads()
-                    await sender.reply(
-                        self._sqs(), url, correlation_id, result, error, payloads, expose_errors=expose_errors
-                    )
-
-            handler = Handler(respond, inner.name, inner.body_type, False, True, False, True)
-            self._add_worker(name or inner.name, queue, handler, concurrency, prefetch)
+            responder = Responder(
+                queue,
+                Handler.inspect(function, batch=False),
+                self._connect,
+                self._reply_sender,
+                reply_to=reply_to,
+                expose_errors=expose_errors,
+                concurrency=concurrency,
+            )
+            handler = responder.handler()
+            self._add_worker(name or handler.name, queue, handler, concurrency, prefetch)
             return function
 
         return register
@@ -573,7 +557,7 @@ class App:
         if self._services is None:
             raise QfanError(f"app {self.name!r} is not open: use 'async with app:'")
         return await self._replies.request(
-            self._sqs(),
+            self._connect(),
             self._services,
             queue,
             value,
@@ -596,7 +580,7 @@ class App:
 
     async def sweep_reply_queues(self, idle_seconds: float = 600.0) -> list[str]:
         """Delete reply queues idle for ``idle_seconds`` (left by crashed processes); returns their URLs."""
-        return await sweep_reply_queues(self._sqs(), idle_seconds, keep=self._replies.url)
+        return await sweep_reply_queues(self._connect(), idle_seconds, keep=self._replies.url)
 
     def middleware(self, function: Middleware) -> Middleware:
         """Register ``async def middleware(message, call_next)`` around every single-message handler."""
@@ -688,41 +672,32 @@ class App:
 
     # -- connection -----------------------------------------------------------------------------------
 
-    def _sqs(self) -> SqsConnection:
+    def _connect(self) -> Connection:
         if self._connection is None:
             raise QfanError(f"app {self.name!r} is not open: use 'async with app:'")
         return self._connection
 
-    def _sns_connection(self) -> SnsConnection:
-        if self._sns is None:
-            raise QfanError(f"app {self.name!r} is not open: use 'async with app:'")
-        return self._sns
-
     async def __aenter__(self) -> App:
         if self._stack is not None:
             raise QfanError(f"app {self.name!r} is already open")
-        async with AsyncExitStack() as stack:
-            data, control = await stack.enter_async_context(open_sqs_planes(self.settings, self.transport))
-            s3: ObjectStore | None = None
-            policies = [q.offload for q in self._queues.values()] + [t.offload for t in self._topics.values()]
-            if any(policy is not None for policy in policies):
-                s3 = await stack.enter_async_context(open_s3(self.settings))
-            self._connection = SqsConnection(
-                data=data, control=control, retry=self.retry, linger=self.linger, s3=s3
+        # One stack for the app's whole life: SQS is opened into it now, SNS and S3 when a topic or an
+        # offloading queue first needs them (so registration order and time do not matter).
+        stack = AsyncExitStack()
+        try:
+            self._connection = await Connection.open(
+                self._transport, self.settings, self.retry, self.linger, stack
             )
-            if self._topics:  # SNS is only connected to when the app has topics
-                sns = await stack.enter_async_context(open_sns(self.settings))
-                self._sns = SnsConnection(sns=sns, retry=self.retry, linger=self.linger, s3=s3)
-            try:
-                if self.declare_on_start:
-                    await self.declare()
-                if self.sweep_idle is not None:
-                    await self.sweep_reply_queues(self.sweep_idle)
-            except BaseException:
-                self._connection = self._sns = None
-                raise
+            if self.declare_on_start:
+                await self.declare()
+            if self.sweep_idle is not None:
+                await self.sweep_reply_queues(self.sweep_idle)
             self._services = await stack.enter_async_context(anyio.create_task_group())
-            self._stack = stack.pop_all()
+        except BaseException:
+            self._connection = None
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            raise
+        self._stack = stack
         return self
 
     async def __aexit__(
@@ -737,6 +712,6 @@ class App:
             self._services = None
         if self._connection is not None:
             await self._replies.close(self._connection)
-        self._connection = self._sns = None
+        self._connection = None
         if stack is not None:
             await stack.aclose()

@@ -13,7 +13,7 @@ from ._queue_options import (
     immutable_differences,
     tag_differences,
 )
-from ._transport import SqsConnection
+from ._transport import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,22 +35,22 @@ class QueueInfo:
     attributes: Mapping[str, str]
 
 
-async def declare_queue(conn: SqsConnection, options: QueueOptions, dead_letter_arn: str | None) -> QueueInfo:
+async def declare_queue(conn: Connection, options: QueueOptions, dead_letter_arn: str | None) -> QueueInfo:
     """Create the queue if missing (unless ``options.create`` is false), else reconcile it. Idempotent."""
-    control, retry, name = conn.control, conn.retry, options.name
+    sqs, name = conn.sqs, options.name
     wanted = options.attributes(dead_letter_arn)
     created = False
     try:
-        url = await retry.call(lambda: control.get_queue_url(name))
+        url = await sqs.get_queue_url(name)
     except QueueNotFound:
         if not options.create:
             raise
         try:
-            url = await retry.call(lambda: control.create_queue(name, wanted, options.tags))
+            url = await sqs.create_queue(name, wanted, options.tags)
             created = True
         except QueueNameExists:  # a concurrent declaration with other attributes won the race
-            url = await retry.call(lambda: control.get_queue_url(name))
-    attributes = await retry.call(lambda: control.get_queue_attributes(url))
+            url = await sqs.get_queue_url(name)
+    attributes = await sqs.get_queue_attributes(url)
     if not created:
         attributes = await _reconcile(conn, options, url, wanted, attributes)
     return QueueInfo(
@@ -63,12 +63,12 @@ async def declare_queue(conn: SqsConnection, options: QueueOptions, dead_letter_
 
 
 async def _reconcile(
-    conn: SqsConnection, options: QueueOptions, url: str, wanted: dict[str, str], existing: dict[str, str]
+    conn: Connection, options: QueueOptions, url: str, wanted: dict[str, str], existing: dict[str, str]
 ) -> dict[str, str]:
     """Compare an existing queue with the declaration; update it only when asked to."""
-    control, retry, tags = conn.control, conn.retry, options.tags
+    sqs, tags = conn.sqs, options.tags
     differences = attribute_differences(wanted, existing)
-    tag_diff = tag_differences(tags, await retry.call(lambda: control.list_queue_tags(url)))
+    tag_diff = tag_differences(tags, await sqs.list_queue_tags(url))
     if not differences and not tag_diff:
         return existing
     fixed = immutable_differences(differences)
@@ -78,7 +78,7 @@ async def _reconcile(
         raise QueueConflict(options.name, {**differences, **tag_diff})
     if differences:
         changes = {name: wanted[name] for name in differences}
-        await retry.call(lambda: control.set_queue_attributes(url, changes))
+        await sqs.set_queue_attributes(url, changes)
     if tag_diff:
-        await retry.call(lambda: control.tag_queue(url, tags))
-    return await retry.call(lambda: control.get_queue_attributes(url))
+        await sqs.tag_queue(url, tags)
+    return await sqs.get_queue_attributes(url)

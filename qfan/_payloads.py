@@ -33,7 +33,7 @@ from ._exceptions import (
 )
 from ._offload import Offload
 from ._pointer import MARKERS, PayloadLocation, parse_pointer, pointer_body
-from ._transport import ObjectStore, ReceivedMessage, RetryPolicy, WireAttribute, WireAttributes
+from ._transport import ReceivedMessage, RetryingObjectStore, WireAttribute, WireAttributes
 
 logger = logging.getLogger("qfan")
 
@@ -98,13 +98,12 @@ class Payloads:
     """
 
     def __init__(
-        self, policy: Offload, s3: ObjectStore, retry: RetryPolicy, *, queue: str, max_message_size: int
+        self, policy: Offload, s3: RetryingObjectStore, *, queue: str, max_message_size: int
     ) -> None:
         self.policy = policy
         self.threshold = policy.threshold_for(max_message_size)
         self.delete_failures = 0
         self._s3 = s3
-        self._retry = retry
         self._queue = queue
         self._limiter = anyio.CapacityLimiter(_TRANSFERS)
 
@@ -136,14 +135,12 @@ class Payloads:
         """Store an offloaded body in S3 (retrying transient failures: the key makes it idempotent)."""
         location, encryption = offloaded.location, self.policy.put_encryption()
         async with self._limiter:
-            await self._retry.call(
-                lambda: self._s3.put_object(
-                    location.bucket,
-                    location.key,
-                    offloaded.data,
-                    content_type=offloaded.content_type,
-                    encryption=encryption,
-                )
+            await self._s3.put_object(
+                location.bucket,
+                location.key,
+                offloaded.data,
+                content_type=offloaded.content_type,
+                encryption=encryption,
             )
 
     async def discard(self, locations: Sequence[PayloadLocation]) -> None:
@@ -164,7 +161,7 @@ class Payloads:
         limit = self.policy.max_payload_size
         try:
             async with self._limiter:
-                stored = await self._retry.call(lambda: self._s3.get_object(bucket, key, max_size=limit))
+                stored = await self._s3.get_object(bucket, key, max_size=limit)
         except ObjectNotFound as exc:
             error: PayloadError = PayloadMissing(
                 f"{where} does not exist: {exc}", bucket=bucket, key=key, raw_body=raw.body
@@ -204,7 +201,7 @@ class Payloads:
     async def delete(self, location: PayloadLocation) -> None:
         """Delete a payload whose message is gone; a failure is logged and counted, never raised."""
         try:
-            await self._retry.call(lambda: self._s3.delete_object(location.bucket, location.key))
+            await self._s3.delete_object(location.bucket, location.key)
         except QfanError as exc:
             self.delete_failures += 1
             logger.warning(
@@ -219,12 +216,10 @@ class Payloads:
         """Create the bucket and set the expiry rule, as the policy asks. Idempotent."""
         bucket = self.policy.bucket
         if self.policy.declare_bucket:
-            await self._retry.call(lambda: self._s3.create_bucket(bucket))
+            await self._s3.create_bucket(bucket)
         if self.policy.expire_with_retention:
             rule = expiry_rule(self.policy.prefix, retention)
-            await self._retry.call(
-                lambda: self._s3.update_lifecycle_rules(bucket, lambda rules: _with_rule(rules, rule))
-            )
+            await self._s3.update_lifecycle_rules(bucket, lambda rules: _with_rule(rules, rule))
 
 
 async def fetch_all(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -15,14 +14,15 @@ from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
 from ._envelope import AcceptedTopics
 from ._exceptions import BatchSendError, ConfigError, MessageTooLarge, QfanError
+from ._inbound import arrive
 from ._message import MAX_VISIBILITY, Message
 from ._offload import Offload
 from ._outgoing import Destination, Outgoing, chunks, fit, prepare, verify_sent
-from ._payloads import Payloads, fetch_all
+from ._payloads import Payloads
 from ._pointer import PayloadLocation, split_receipt_handle
 from ._queue_options import QueueOptions
 from ._queue_policy import merge_sns_statement
-from ._transport import ReceiptEntry, SendEntry, SqsConnection, VisibilityEntry
+from ._transport import Connection, ReceiptEntry, SendEntry, VisibilityEntry
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,7 +35,7 @@ class _Declared:
     """Per-connection state of a declared queue: its info, its three coalescers, its payloads in S3."""
 
     def __init__(
-        self, queue: Queue[Any], connection: SqsConnection, info: QueueInfo, payloads: Payloads | None
+        self, queue: Queue[Any], connection: Connection, info: QueueInfo, payloads: Payloads | None
     ) -> None:
         self.connection = connection
         self.info = info
@@ -69,7 +69,7 @@ class Queue(Generic[T]):
         type: type[T] | Any,
         format: Format,
         dead_letter: Queue[Any] | None,
-        connect: Callable[[], SqsConnection],
+        connect: Callable[[], Connection],
         offload: Offload | None = None,
     ) -> None:
         if dead_letter is not None and dead_letter.fifo != options.fifo:
@@ -129,18 +129,12 @@ class Queue(Generic[T]):
                 self._declared = _Declared(self, connection, info, payloads)
             return self._declared
 
-    async def _declare_payloads(self, connection: SqsConnection, info: QueueInfo) -> Payloads | None:
+    async def _declare_payloads(self, connection: Connection, info: QueueInfo) -> Payloads | None:
         if self.offload is None:
             return None
-        if connection.s3 is None:
-            raise ConfigError(
-                f"queue {self.name!r} offloads to S3 but its app opened no S3 client: "
-                "register offloading queues before entering the app"
-            )
         payloads = Payloads(
             self.offload,
-            connection.s3,
-            connection.retry,
+            await connection.s3(),
             queue=self.name,
             max_message_size=info.max_message_size,
         )
@@ -156,8 +150,8 @@ class Queue(Generic[T]):
             seconds += int(dead.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
         return seconds
 
-    async def _payloads(self) -> Payloads | None:
-        """The offloading side of this queue once declared (``None`` without an offload policy)."""
+    async def payloads(self) -> Payloads | None:
+        """The offloading side of this queue, declared (``None`` without an offload policy)."""
         return (await self._state()).payloads
 
     @property
@@ -170,13 +164,13 @@ class Queue(Generic[T]):
         """The queue's current attributes, e.g. ``ApproximateNumberOfMessages`` (not cached)."""
         state = await self._state()
         conn = state.connection
-        return await conn.retry.call(lambda: conn.control.get_queue_attributes(state.info.url))
+        return await conn.sqs.get_queue_attributes(state.info.url)
 
     async def dead_letter_sources(self) -> list[str]:
         """URLs of the queues whose redrive policy names this queue as their dead-letter queue."""
         state = await self._state()
         conn = state.connection
-        return await conn.retry.call(lambda: conn.control.list_dead_letter_source_queues(state.info.url))
+        return await conn.sqs.list_dead_letter_source_queues(state.info.url)
 
     async def start_move_task(self, destination: Queue[Any] | None = None) -> str:
         """Start SQS's own move of this (dead-letter) queue's messages back to their source queues, or to
@@ -184,7 +178,7 @@ class Queue(Generic[T]):
         state = await self._state()
         conn = state.connection
         target = None if destination is None else (await destination.declare()).arn
-        return await conn.retry.call(lambda: conn.control.start_message_move_task(state.info.arn, target))
+        return await conn.sqs.start_message_move_task(state.info.arn, target)
 
     def accept_topic(self, topic: str) -> None:
         """Unwrap SNS envelopes from ``topic`` (a name in the queue's region and account, or an ARN).
@@ -216,24 +210,24 @@ class Queue(Generic[T]):
         """Make sure the queue policy lets ``topic_arn`` deliver here; returns whether it had to change."""
         state = await self._state()
         conn, url = state.connection, state.info.url
-        current = (await conn.retry.call(lambda: conn.control.get_queue_attributes(url))).get("Policy")
+        current = (await conn.sqs.get_queue_attributes(url)).get("Policy")
         merged = merge_sns_statement(current, state.info.arn, topic_arn)
         if merged is None:
             return False
-        await conn.retry.call(lambda: conn.control.set_queue_attributes(url, {"Policy": merged}))
+        await conn.sqs.set_queue_attributes(url, {"Policy": merged})
         return True
 
     async def purge(self) -> None:
         """Delete every message in the queue (SQS allows one purge per 60 s)."""
         state = await self._state()
         conn = state.connection
-        await conn.retry.call(lambda: conn.control.purge_queue(state.info.url))
+        await conn.sqs.purge_queue(state.info.url)
 
     async def delete(self) -> None:
         """Delete the queue itself. The handle declares it again on next use."""
         state = await self._state()
         conn = state.connection
-        await conn.retry.call(lambda: conn.control.delete_queue(state.info.url))
+        await conn.sqs.delete_queue(state.info.url)
         self._declared = None
 
     # -- sending --------------------------------------------------------------------------------------
@@ -351,9 +345,7 @@ class Queue(Generic[T]):
             SendEntry(str(i), e.body, e.attributes, e.delay, e.group_id, e.dedup_id)
             for i, e in enumerate(batch)
         ]
-        sent, errors = await conn.retry.call_batch(
-            "SendMessageBatch", partial(conn.data.send_batch, state.info.url), entries
-        )
+        sent, errors = await conn.sqs.send_batch(state.info.url, entries)
         results: list[str | QfanError] = [
             QfanError("SendMessageBatch returned no result for this entry") for _ in batch
         ]
@@ -423,17 +415,13 @@ class Queue(Generic[T]):
         state = await self._state()
         conn = state.connection
         wait_seconds = self.options.wait_seconds if wait is None else wait
-        raw = await conn.retry.call(
-            lambda: conn.data.receive(
-                state.info.url,
-                max_messages=max_messages,
-                wait_seconds=wait_seconds,
-                visibility_timeout=visibility,
-            )
+        raw = await conn.sqs.receive(
+            state.info.url,
+            max_messages=max_messages,
+            wait_seconds=wait_seconds,
+            visibility_timeout=visibility,
         )
-        topics = self._accepted(state.info.arn)
-        fetched = await fetch_all(raw, state.payloads, topics)
-        return [Message(m, decoder, self, f, topics) for m, f in zip(raw, fetched, strict=True)]
+        return await arrive(raw, decoder, self, state.payloads, self._accepted(state.info.arn))
 
     def consume(
         self, *, prefetch: int = 10, wait: int | None = None, visibility: int | None = None
@@ -477,18 +465,12 @@ class Queue(Generic[T]):
         state = await self._state()
         conn = state.connection
         entries = [ReceiptEntry(str(i), handle) for i, handle in enumerate(handles)]
-        _, errors = await conn.retry.call_batch(
-            "DeleteMessageBatch", partial(conn.data.delete_batch, state.info.url), entries
-        )
+        _, errors = await conn.sqs.delete_batch(state.info.url, entries)
         return [errors.get(str(i)) for i in range(len(handles))]
 
     async def _visibility_batch(self, changes: Sequence[tuple[str, int]]) -> list[QfanError | None]:
         state = await self._state()
         conn = state.connection
         entries = [VisibilityEntry(str(i), h, s) for i, (h, s) in enumerate(changes)]
-        _, errors = await conn.retry.call_batch(
-            "ChangeMessageVisibilityBatch",
-            partial(conn.data.change_visibility_batch, state.info.url),
-            entries,
-        )
+        _, errors = await conn.sqs.change_visibility_batch(state.info.url, entries)
         return [errors.get(str(i)) for i in range(len(changes))]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 from ._exceptions import ConfigError
 from ._queue import Queue
 from ._topic import Topic
-from ._transport import SnsConnection
+from ._transport import RetryingSns
 
 FilterScope = Literal["MessageAttributes", "MessageBody"]
 Action = Literal["create", "update", "unchanged"]
@@ -79,26 +78,26 @@ class Subscription:
             wanted["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dead_letter_arn})
         return wanted
 
-    async def existing(self, conn: SnsConnection, topic_arn: str, queue_arn: str) -> str | None:
+    async def existing(self, conn: RetryingSns, topic_arn: str, queue_arn: str) -> str | None:
         """The ARN of the topic's subscription for this queue, if there is one."""
-        subscriptions = await conn.retry.call(lambda: conn.sns.list_subscriptions(topic_arn))
+        subscriptions = await conn.list_subscriptions(topic_arn)
         for subscription in subscriptions:
             if subscription.get("Protocol") == "sqs" and subscription.get("Endpoint") == queue_arn:
                 return subscription.get("SubscriptionArn")
         return None
 
     async def differences(
-        self, conn: SnsConnection, subscription_arn: str, dead_letter_arn: str | None
+        self, conn: RetryingSns, subscription_arn: str, dead_letter_arn: str | None
     ) -> dict[str, str]:
         """Attributes to set on an existing subscription to match the declaration."""
-        current = await conn.retry.call(lambda: conn.sns.get_subscription_attributes(subscription_arn))
+        current = await conn.get_subscription_attributes(subscription_arn)
         return {
             name: value
             for name, value in self.attributes(dead_letter_arn).items()
             if _normalise(name, value) != _normalise(name, current.get(name))
         }
 
-    async def declare(self, conn: SnsConnection) -> Action:
+    async def declare(self, conn: RetryingSns) -> Action:
         """Subscribe (or update the subscription) and allow the topic in the queue policy. Idempotent."""
         topic_arn = (await self.topic.declare()).arn
         queue_arn = (await self.queue.declare()).arn
@@ -107,9 +106,9 @@ class Subscription:
         arn = await self.existing(conn, topic_arn, queue_arn)
         if arn is None:
             wanted = {k: v for k, v in self.attributes(dead_letter_arn).items() if v != "{}"}
-            await conn.retry.call(lambda: conn.sns.subscribe(topic_arn, queue_arn, wanted))
+            await conn.subscribe(topic_arn, queue_arn, wanted)
             return "create"
         changes = await self.differences(conn, arn, dead_letter_arn)
         for name, value in changes.items():
-            await conn.retry.call(partial(conn.sns.set_subscription_attribute, arn, name, value))
+            await conn.set_subscription_attribute(arn, name, value)
         return "update" if changes or policy_changed else "unchanged"

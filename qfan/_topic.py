@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
@@ -17,7 +16,7 @@ from ._offload import Offload
 from ._outgoing import Destination, Outgoing, chunks, fit, prepare
 from ._payloads import Payloads
 from ._queue_options import attribute_differences
-from ._transport import PublishEntry, SnsConnection
+from ._transport import Connection, PublishEntry, RetryingSns
 
 T = TypeVar("T")
 
@@ -77,9 +76,15 @@ class TopicInfo:
 
 class _Declared:
     def __init__(
-        self, topic: Topic[Any], connection: SnsConnection, info: TopicInfo, payloads: Payloads | None
+        self,
+        topic: Topic[Any],
+        connection: Connection,
+        sns: RetryingSns,
+        info: TopicInfo,
+        payloads: Payloads | None,
     ) -> None:
         self.connection = connection
+        self.sns = sns
         self.info = info
         self.payloads = payloads
         self.destination = Destination(
@@ -106,7 +111,7 @@ class Topic(Generic[T]):
         options: TopicOptions,
         *,
         format: Format,
-        connect: Callable[[], SnsConnection],
+        connect: Callable[[], Connection],
         offload: Offload | None = None,
     ) -> None:
         self.options = options
@@ -146,29 +151,29 @@ class Topic(Generic[T]):
             return self._declared
         async with self._lock:
             if self._declared is None or self._declared.connection is not connection:
-                info = await self._declare(connection)
-                self._declared = _Declared(self, connection, info, await self._payloads(connection))
+                sns = await connection.sns()
+                info = await self._declare(sns)
+                payloads = await self._payloads(connection)
+                self._declared = _Declared(self, connection, sns, info, payloads)
             return self._declared
 
-    async def _payloads(self, conn: SnsConnection) -> Payloads | None:
+    async def _payloads(self, conn: Connection) -> Payloads | None:
         if self.offload is None:
             return None
-        if conn.s3 is None:
-            raise ConfigError(f"topic {self.name!r} offloads to S3 but its app opened no S3 client")
         payloads = Payloads(
-            self.offload, conn.s3, conn.retry, queue=self.name, max_message_size=SNS_MAX_MESSAGE_SIZE
+            self.offload, await conn.s3(), queue=self.name, max_message_size=SNS_MAX_MESSAGE_SIZE
         )
         # Subscribed queues keep messages at most 14 days: payloads must outlive any of them.
         await payloads.declare(_MAX_RETENTION)
         return payloads
 
-    async def _declare(self, conn: SnsConnection) -> TopicInfo:
-        sns, retry, wanted = conn.sns, conn.retry, self.options.attributes()
-        arn = await retry.call(lambda: sns.find_topic(self.name))
+    async def _declare(self, sns: RetryingSns) -> TopicInfo:
+        wanted = self.options.attributes()
+        arn = await sns.find_topic(self.name)
         if arn is None:
-            arn = await retry.call(lambda: sns.create_topic(self.name, wanted, self.options.tags))
-            return TopicInfo(arn, await retry.call(lambda: sns.get_topic_attributes(arn)))
-        existing = await retry.call(lambda: sns.get_topic_attributes(arn))
+            arn = await sns.create_topic(self.name, wanted, self.options.tags)
+            return TopicInfo(arn, await sns.get_topic_attributes(arn))
+        existing = await sns.get_topic_attributes(arn)
         differences = attribute_differences(wanted, existing)
         if differences:
             raise TopicConflict(self.name, differences)
@@ -177,8 +182,7 @@ class Topic(Generic[T]):
     async def delete(self) -> None:
         """Delete the topic (and with it its subscriptions). The handle declares it again on next use."""
         state = await self._state()
-        conn = state.connection
-        await conn.retry.call(lambda: conn.sns.delete_topic(state.info.arn))
+        await state.sns.delete_topic(state.info.arn)
         self._declared = None
 
     async def publish(
@@ -252,14 +256,11 @@ class Topic(Generic[T]):
 
     async def _publish_batch(self, batch: Sequence[tuple[Outgoing, str | None]]) -> list[str | QfanError]:
         state = await self._state()
-        conn = state.connection
         entries = [
             PublishEntry(str(i), e.body, e.attributes, subject, e.group_id, e.dedup_id)
             for i, (e, subject) in enumerate(batch)
         ]
-        published, errors = await conn.retry.call_batch(
-            "PublishBatch", partial(conn.sns.publish_batch, state.info.arn), entries
-        )
+        published, errors = await state.sns.publish_batch(state.info.arn, entries)
         results: list[str | QfanError] = [
             QfanError("PublishBatch returned no result for this entry") for _ in batch
         ]

@@ -13,7 +13,7 @@ from ._queue_options import attribute_differences, immutable_differences, tag_di
 from ._queue_policy import merge_sns_statement
 from ._subscription import Subscription
 from ._topic import Topic
-from ._transport import SnsConnection, SqsConnection
+from ._transport import Connection, RetryingSns
 
 PlanAction = Literal["create", "update", "unchanged", "conflict"]
 
@@ -43,15 +43,15 @@ def _describe(differences: dict[str, tuple[str | None, str | None]]) -> str:
     return ", ".join(f"{name}: {have!r} -> {want!r}" for name, (want, have) in sorted(differences.items()))
 
 
-async def _queue_state(conn: SqsConnection, name: str) -> dict[str, str] | None:
+async def _queue_state(conn: Connection, name: str) -> dict[str, str] | None:
     try:
-        url = await conn.retry.call(lambda: conn.control.get_queue_url(name))
+        url = await conn.sqs.get_queue_url(name)
     except QueueNotFound:
         return None
-    return await conn.retry.call(lambda: conn.control.get_queue_attributes(url))
+    return await conn.sqs.get_queue_attributes(url)
 
 
-async def plan_queue(conn: SqsConnection, queue: Queue[Any]) -> tuple[PlanItem, dict[str, str] | None]:
+async def plan_queue(conn: Connection, queue: Queue[Any]) -> tuple[PlanItem, dict[str, str] | None]:
     """The plan for one queue, and its current attributes (``None`` when it does not exist)."""
     existing = await _queue_state(conn, queue.name)
     if existing is None:
@@ -62,8 +62,8 @@ async def plan_queue(conn: SqsConnection, queue: Queue[Any]) -> tuple[PlanItem, 
         dead_letter_arn = None if dead_letter is None else dead_letter.get("QueueArn")
     differences = attribute_differences(queue.options.attributes(dead_letter_arn), existing)
     if queue.options.tags:
-        url = await conn.retry.call(lambda: conn.control.get_queue_url(queue.name))
-        tags = await conn.retry.call(lambda: conn.control.list_queue_tags(url))
+        url = await conn.sqs.get_queue_url(queue.name)
+        tags = await conn.sqs.list_queue_tags(url)
         differences.update(tag_differences(queue.options.tags, tags))
     if not differences:
         return PlanItem("queue", queue.name, "unchanged"), existing
@@ -73,12 +73,12 @@ async def plan_queue(conn: SqsConnection, queue: Queue[Any]) -> tuple[PlanItem, 
     ), existing
 
 
-async def plan_topic(conn: SnsConnection, topic: Topic[Any]) -> tuple[PlanItem, str | None]:
+async def plan_topic(conn: RetryingSns, topic: Topic[Any]) -> tuple[PlanItem, str | None]:
     """The plan for one topic, and its ARN (``None`` when it does not exist)."""
-    arn = await conn.retry.call(lambda: conn.sns.find_topic(topic.name))
+    arn = await conn.find_topic(topic.name)
     if arn is None:
         return PlanItem("topic", topic.name, "create"), None
-    existing = await conn.retry.call(lambda: conn.sns.get_topic_attributes(arn))
+    existing = await conn.get_topic_attributes(arn)
     differences = attribute_differences(topic.options.attributes(), existing)
     if differences:
         return PlanItem("topic", topic.name, "conflict", _describe(differences)), arn
@@ -86,7 +86,7 @@ async def plan_topic(conn: SnsConnection, topic: Topic[Any]) -> tuple[PlanItem, 
 
 
 async def plan_subscription(
-    conn: SnsConnection,
+    conn: RetryingSns,
     subscription: Subscription,
     topic_arn: str | None,
     queue: dict[str, str] | None,
@@ -118,8 +118,8 @@ async def plan_subscription(
 
 
 async def plan(
-    sqs: SqsConnection,
-    sns: SnsConnection | None,
+    sqs: Connection,
+    sns: RetryingSns | None,
     queues: Sequence[Queue[Any]],
     topics: Sequence[Topic[Any]],
     subscriptions: Sequence[Subscription],

@@ -186,7 +186,7 @@ async def test_redeclare_is_a_no_op_and_a_changed_filter_is_updated(
         await topic.publish("a", attributes={"kind": "a"})
         await topic.publish("b", attributes={"kind": "b"})
         assert [m.body for m in await drain(queue, expect=1)] == ["b"]
-        subscriptions = await changed._sns_connection().sns.list_subscriptions(topic.info.arn)
+        subscriptions = await (await changed._connect().sns()).list_subscriptions(topic.info.arn)
         assert len(subscriptions) == 1  # updated, not duplicated
 
 

@@ -252,14 +252,26 @@ async def test_content_based_deduplication_still_works_on_offloaded_fifo_message
     assert received == ["same big body", "another body"]
 
 
-async def test_an_offloading_queue_registered_after_opening_is_a_clear_error(
-    make_app: AppFactory, unique_name: Callable[..., str]
+async def test_an_offloading_queue_or_topic_registered_after_opening_works(
+    make_app: AppFactory, unique_name: Callable[..., str], endpoint_url: str
 ) -> None:
-    app = make_app()
-    async with app:
-        late = app.queue(unique_name(), offload=qfan.Offload(bucket_name()))
-        with pytest.raises(qfan.ConfigError, match="before entering the app"):
-            await late.send("x")
+    app = make_app()  # nothing that needs S3 or SNS yet: neither is opened on entering
+    async with app, raw_client("s3", endpoint_url) as s3:
+        bucket = bucket_name()
+        late = app.queue(unique_name(), str, offload=qfan.Offload(bucket, always=True))
+        topic = app.topic(unique_name("late"), str)
+        app.subscribe(topic, late)
+        await app.declare()  # S3 (for the bucket) and SNS (topic, subscription) open now, on first need
+        await late.send("offloaded")
+        await topic.publish("published")
+        received: list[str] = []
+        with anyio.fail_after(30):
+            while len(received) < 2:
+                received += [m.body for m in await late.receive(wait=2)]
+        received.sort()
+        listed = await s3.list_objects_v2(Bucket=bucket)
+    assert received == ["offloaded", "published"]
+    assert listed.get("KeyCount", 0) >= 1
 
 
 async def test_a_forwarded_offloaded_message_hands_its_payload_to_the_copy(

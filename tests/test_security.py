@@ -18,6 +18,7 @@ import pytest
 
 import qfan
 from qfan import _rpc
+from qfan._rpc import _requester
 
 from .helpers import AppFactory
 from .support.aws import object_exists, raw_client
@@ -357,7 +358,7 @@ def test_sweeping_below_the_heartbeat_floor_is_refused(endpoint_url: str) -> Non
 async def test_a_live_reply_queue_survives_a_sweep_and_a_deleted_one_is_replaced(
     make_app: AppFactory, unique_name: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_rpc, "RECEIVE_WAIT", 1)  # notice the deletion within a second, not twenty
+    monkeypatch.setattr(_requester, "RECEIVE_WAIT", 1)  # notice the deletion within a second, not twenty
     ran: list[int] = []
     name = unique_name("double")
     server, _ = responder(make_app, name, ran, unique_name("dlq"))

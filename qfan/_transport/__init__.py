@@ -3,11 +3,12 @@
 from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane, Transport
 from ._botocore import BotocoreSqs, open_sqs
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
-from ._connection import SnsConnection, SqsConnection
+from ._connection import Connection
 from ._errors import error_for_code, map_aws_errors
 from ._planes import TRANSPORTS, AwsTransport, TransportName, open_sqs_planes, resolve_transport
 from ._redact import RedactingFilter, install_redaction, redact, register_secret
 from ._retry import RetryPolicy
+from ._retrying import RetryingObjectStore, RetryingSns, RetryingSqs
 from ._s3 import BotocoreS3, open_s3
 from ._settings import ConnectionSettings, resolve_endpoint
 from ._sns import BotocoreSns, open_sns
@@ -35,6 +36,7 @@ __all__ = [
     "BotocoreS3",
     "BotocoreSns",
     "BotocoreSqs",
+    "Connection",
     "ConnectionSettings",
     "EntryFailure",
     "FastSqs",
@@ -46,11 +48,12 @@ __all__ = [
     "ReceivedMessage",
     "RedactingFilter",
     "RetryPolicy",
+    "RetryingObjectStore",
+    "RetryingSns",
+    "RetryingSqs",
     "SendEntry",
     "SentMessage",
-    "SnsConnection",
     "SnsPlane",
-    "SqsConnection",
     "SqsControlPlane",
     "SqsDataPlane",
     "StoredObject",

@@ -77,10 +77,10 @@ class AwsTransport:
     (``"botocore"``); SQS management, SNS and S3 on aiobotocore either way.
 
     Args:
-        name: ``"fast"`` or ``"botocore"``.
+        name: ``"fast"`` or ``"botocore"``; ``None`` reads ``QFAN_TRANSPORT``, else ``"fast"``.
     """
 
-    def __init__(self, name: TransportName) -> None:
+    def __init__(self, name: str | None = None) -> None:
         self.name: str = resolve_transport(name)
 
     def open_sqs(

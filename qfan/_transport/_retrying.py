@@ -1,0 +1,197 @@
+"""The planes as the rest of qfan sees them: every call goes through the app's ``RetryPolicy``, once, here.
+
+A plane makes one request per call; these wrappers make each call a retried one. Batch calls come back as
+``(succeeded, errors)``: whole-call transient failures are retried, transient entry failures are sent again
+alone, and every entry that did not succeed has the error it ended with (never dropped). Nothing outside
+``qfan/_transport/`` calls the policy itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+from .._exceptions import QfanError
+from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
+from ._retry import RetryPolicy
+from ._types import (
+    LifecycleChange,
+    PublishedMessage,
+    PublishEntry,
+    ReceiptEntry,
+    ReceivedMessage,
+    SendEntry,
+    SentMessage,
+    StoredObject,
+    VisibilityEntry,
+)
+
+BatchOutcome = tuple[list[str], dict[str, QfanError]]
+
+
+class RetryingSqs:
+    """SQS's data and control planes, every call retried by ``retry``.
+
+    Attributes:
+        data: the plane of per-message calls, unwrapped.
+        control: the queue management plane, unwrapped.
+        retry: the policy applied to every call.
+    """
+
+    def __init__(self, data: SqsDataPlane, control: SqsControlPlane, retry: RetryPolicy) -> None:
+        self.data = data
+        self.control = control
+        self.retry = retry
+
+    # -- data plane -----------------------------------------------------------------------------------
+
+    async def send_batch(
+        self, queue_url: str, entries: Sequence[SendEntry]
+    ) -> tuple[list[SentMessage], dict[str, QfanError]]:
+        """SendMessageBatch: what was sent, and each unsent entry's error by entry id."""
+        return await self.retry.call_batch(
+            "SendMessageBatch", partial(self.data.send_batch, queue_url), entries
+        )
+
+    async def receive(
+        self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_timeout: int | None
+    ) -> list[ReceivedMessage]:
+        """ReceiveMessage with every attribute."""
+        return await self.retry.call(
+            partial(
+                self.data.receive,
+                queue_url,
+                max_messages=max_messages,
+                wait_seconds=wait_seconds,
+                visibility_timeout=visibility_timeout,
+            )
+        )
+
+    async def delete_batch(self, queue_url: str, entries: Sequence[ReceiptEntry]) -> BatchOutcome:
+        """DeleteMessageBatch: the deleted entry ids, and each other entry's error."""
+        return await self.retry.call_batch(
+            "DeleteMessageBatch", partial(self.data.delete_batch, queue_url), entries
+        )
+
+    async def change_visibility_batch(
+        self, queue_url: str, entries: Sequence[VisibilityEntry]
+    ) -> BatchOutcome:
+        """ChangeMessageVisibilityBatch: the changed entry ids, and each other entry's error."""
+        return await self.retry.call_batch(
+            "ChangeMessageVisibilityBatch", partial(self.data.change_visibility_batch, queue_url), entries
+        )
+
+    # -- control plane --------------------------------------------------------------------------------
+
+    async def get_queue_url(self, name: str) -> str:
+        return await self.retry.call(partial(self.control.get_queue_url, name))
+
+    async def create_queue(self, name: str, attributes: Mapping[str, str], tags: Mapping[str, str]) -> str:
+        return await self.retry.call(partial(self.control.create_queue, name, attributes, tags))
+
+    async def get_queue_attributes(self, queue_url: str) -> dict[str, str]:
+        return await self.retry.call(partial(self.control.get_queue_attributes, queue_url))
+
+    async def set_queue_attributes(self, queue_url: str, attributes: Mapping[str, str]) -> None:
+        await self.retry.call(partial(self.control.set_queue_attributes, queue_url, attributes))
+
+    async def list_queue_tags(self, queue_url: str) -> dict[str, str]:
+        return await self.retry.call(partial(self.control.list_queue_tags, queue_url))
+
+    async def tag_queue(self, queue_url: str, tags: Mapping[str, str]) -> None:
+        await self.retry.call(partial(self.control.tag_queue, queue_url, tags))
+
+    async def delete_queue(self, queue_url: str) -> None:
+        await self.retry.call(partial(self.control.delete_queue, queue_url))
+
+    async def purge_queue(self, queue_url: str) -> None:
+        await self.retry.call(partial(self.control.purge_queue, queue_url))
+
+    async def list_queues(self, prefix: str) -> list[str]:
+        return await self.retry.call(partial(self.control.list_queues, prefix))
+
+    async def list_dead_letter_source_queues(self, queue_url: str) -> list[str]:
+        return await self.retry.call(partial(self.control.list_dead_letter_source_queues, queue_url))
+
+    async def start_message_move_task(self, source_arn: str, destination_arn: str | None) -> str:
+        return await self.retry.call(
+            partial(self.control.start_message_move_task, source_arn, destination_arn)
+        )
+
+
+class RetryingSns:
+    """The SNS plane, every call retried by ``retry``."""
+
+    def __init__(self, sns: SnsPlane, retry: RetryPolicy) -> None:
+        self.plane = sns
+        self.retry = retry
+
+    async def publish_batch(
+        self, topic_arn: str, entries: Sequence[PublishEntry]
+    ) -> tuple[list[PublishedMessage], dict[str, QfanError]]:
+        """PublishBatch: what was published, and each unpublished entry's error by entry id."""
+        return await self.retry.call_batch(
+            "PublishBatch", partial(self.plane.publish_batch, topic_arn), entries
+        )
+
+    async def find_topic(self, name: str) -> str | None:
+        return await self.retry.call(partial(self.plane.find_topic, name))
+
+    async def create_topic(self, name: str, attributes: Mapping[str, str], tags: Mapping[str, str]) -> str:
+        return await self.retry.call(partial(self.plane.create_topic, name, attributes, tags))
+
+    async def get_topic_attributes(self, topic_arn: str) -> dict[str, str]:
+        return await self.retry.call(partial(self.plane.get_topic_attributes, topic_arn))
+
+    async def set_topic_attribute(self, topic_arn: str, name: str, value: str) -> None:
+        await self.retry.call(partial(self.plane.set_topic_attribute, topic_arn, name, value))
+
+    async def delete_topic(self, topic_arn: str) -> None:
+        await self.retry.call(partial(self.plane.delete_topic, topic_arn))
+
+    async def list_subscriptions(self, topic_arn: str) -> list[dict[str, str]]:
+        return await self.retry.call(partial(self.plane.list_subscriptions, topic_arn))
+
+    async def subscribe(self, topic_arn: str, queue_arn: str, attributes: Mapping[str, str]) -> str:
+        return await self.retry.call(partial(self.plane.subscribe, topic_arn, queue_arn, attributes))
+
+    async def get_subscription_attributes(self, subscription_arn: str) -> dict[str, str]:
+        return await self.retry.call(partial(self.plane.get_subscription_attributes, subscription_arn))
+
+    async def set_subscription_attribute(self, subscription_arn: str, name: str, value: str) -> None:
+        await self.retry.call(partial(self.plane.set_subscription_attribute, subscription_arn, name, value))
+
+
+class RetryingObjectStore:
+    """The S3 plane of offloaded payloads, every call retried by ``retry`` (keys make puts idempotent)."""
+
+    def __init__(self, s3: ObjectStore, retry: RetryPolicy) -> None:
+        self.plane = s3
+        self.retry = retry
+
+    async def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        encryption: Mapping[str, str] | None = None,
+    ) -> None:
+        await self.retry.call(
+            partial(
+                self.plane.put_object, bucket, key, data, content_type=content_type, encryption=encryption
+            )
+        )
+
+    async def get_object(self, bucket: str, key: str, *, max_size: int) -> StoredObject:
+        return await self.retry.call(partial(self.plane.get_object, bucket, key, max_size=max_size))
+
+    async def delete_object(self, bucket: str, key: str) -> None:
+        await self.retry.call(partial(self.plane.delete_object, bucket, key))
+
+    async def create_bucket(self, bucket: str) -> None:
+        await self.retry.call(partial(self.plane.create_bucket, bucket))
+
+    async def update_lifecycle_rules(self, bucket: str, change: LifecycleChange) -> None:
+        await self.retry.call(partial(self.plane.update_lifecycle_rules, bucket, change))
