@@ -39,13 +39,14 @@ import anyio
 
 from ._attributes import MAX_ATTRIBUTES, AttributeValue
 from ._codec import Decoder
-from ._exceptions import Ack, MessageError, QfanError, Reject, Retry
+from ._exceptions import HandlerOutcome, MessageError, QfanError
 from ._heartbeat import VisibilityHeartbeat
 from ._message import Message
 from ._priority import PriorityQueue
 from ._queue import Queue
 from ._redrive import DEAD_LETTER_ATTRIBUTES
 from ._scheduler import Scheduler
+from ._settle import Action, DeadLetter, Delete, RetryAfter, Settled, SettlePolicy, decide
 from ._worker import Middleware, Worker
 
 logger = logging.getLogger("qfan")
@@ -84,6 +85,12 @@ class WorkerEngine:
             for i, (name, queue) in enumerate(queues.items())
         ]
         self._by_queue = {level.queue.name: level for level in self._levels}
+        self._settle_policies = {
+            level.queue.name: SettlePolicy(
+                worker.backoff, worker.attempts_limit, level.queue.dead_letter is not None
+            )
+            for level in self._levels
+        }
         self._priority = isinstance(source, PriorityQueue)
         if isinstance(source, PriorityQueue):
             self._scheduler = Scheduler(
@@ -272,10 +279,7 @@ class WorkerEngine:
             try:
                 _ = message.body  # poison never reaches the handler, and never loops
             except MessageError as exc:
-                if exc.transient:  # e.g. its S3 payload was unavailable: it may be readable next time
-                    return await self._settle(message, exc)
-                await self._dead_letter(message, f"poison message: {exc}", exc)
-                return False
+                return await self._settle(message, exc, poison=True)
             started = time.monotonic()
             outcome: BaseException | None = None
             try:
@@ -321,10 +325,7 @@ class WorkerEngine:
                 _ = message.body
                 good.append(message)
             except MessageError as exc:
-                if exc.transient:
-                    await self._settle(message, exc)
-                else:
-                    await self._dead_letter(message, f"poison message: {exc}", exc)
+                await self._settle(message, exc, poison=True)
         if not good:
             return
         started = time.monotonic()
@@ -349,11 +350,30 @@ class WorkerEngine:
 
     # -- settling -------------------------------------------------------------------------------------
 
-    async def _settle(self, message: Message[Any], outcome: BaseException | None) -> bool:
-        if message.settled:
-            self.stats.succeeded += 1  # the handler acked it itself
+    async def _settle(
+        self, message: Message[Any], outcome: BaseException | None, *, poison: bool = False
+    ) -> bool:
+        """Decide what becomes of a message (:func:`~qfan._settle.decide`) and do it; True when deleted."""
+        if outcome is not None and not poison and not isinstance(outcome, HandlerOutcome):
+            logger.warning(
+                "worker %s: message %s failed (attempt %d): %s: %s",
+                self.worker.name,
+                message.message_id,
+                message.receive_count,
+                type(outcome).__name__,
+                outcome,
+                exc_info=outcome,
+            )
+        policy = self._settle_policies[message.queue]
+        action = decide(outcome, message.receive_count, policy, poison=poison, settled=message.settled)
+        return await self._perform(message, action)
+
+    async def _perform(self, message: Message[Any], action: Action) -> bool:
+        """Carry out a settle decision; True when the message is gone because it was handled."""
+        if isinstance(action, Settled):
+            self.stats.succeeded += 1
             return True
-        if outcome is None or isinstance(outcome, Ack):
+        if isinstance(action, Delete):
             try:
                 await message.ack()
             except QfanError as exc:
@@ -361,32 +381,24 @@ class WorkerEngine:
                 return False
             self.stats.succeeded += 1
             return True
-        if isinstance(outcome, Reject):
-            await self._dead_letter(message, f"rejected: {outcome.reason}", outcome)
-            return False
-        if isinstance(outcome, Retry):
-            await self._retry(message, outcome.delay)
-            return False
-        limit = self.worker.attempts_limit
-        logger.warning(
-            "worker %s: message %s failed (attempt %d): %s: %s",
-            self.worker.name,
-            message.message_id,
-            message.receive_count,
-            type(outcome).__name__,
-            outcome,
-            exc_info=outcome,
-        )
-        if limit is not None and message.receive_count >= limit:
-            await self._dead_letter(
-                message, f"failed {message.receive_count} times: {type(outcome).__name__}: {outcome}", outcome
-            )
+        if isinstance(action, DeadLetter):
+            await self._dead_letter(message, action.reason, action.error)
+        elif isinstance(action, RetryAfter):
+            if action.undeliverable:
+                logger.error(
+                    "worker %s: message %s should be dead-lettered (%s) but queue %s has no dead_letter; "
+                    "it will be retried after the longest backoff",
+                    self.worker.name,
+                    message.message_id,
+                    action.reason,
+                    message.queue,
+                )
+            await self._retry(message, action.delay)
         else:
-            await self._retry(message, None)
+            await self._release([message])
         return False
 
-    async def _retry(self, message: Message[Any], delay: int | None) -> None:
-        wait = self.worker.backoff.delay(message.receive_count) if delay is None else delay
+    async def _retry(self, message: Message[Any], wait: int) -> None:
         try:
             await message.nack(wait)
         except QfanError as exc:  # it comes back after its visibility timeout anyway
@@ -416,17 +428,7 @@ class WorkerEngine:
         """Copy the message to the dead-letter queue with the reason, then delete it: never lose it."""
         queue = self._by_queue[message.queue].queue
         target = queue.dead_letter
-        if target is None:
-            logger.error(
-                "worker %s: message %s should be dead-lettered (%s) but queue %s has no dead_letter; "
-                "it will be retried after the longest backoff",
-                self.worker.name,
-                message.message_id,
-                reason,
-                queue.name,
-            )
-            await self._retry(message, round(self.worker.backoff.maximum))
-            return
+        assert target is not None, "decide() dead-letters only where there is a dead-letter queue"
         attributes = _reason_attributes(message, reason, error, queue.name)
         try:
             try:
@@ -436,7 +438,7 @@ class WorkerEngine:
             await message.ack()
         except QfanError as exc:
             logger.error("worker %s: dead-lettering %s failed: %s", self.worker.name, message.message_id, exc)
-            await self._retry(message, None)
+            await self._retry(message, self.worker.backoff.delay(message.receive_count))
             return
         logger.warning("worker %s: dead-lettered %s: %s", self.worker.name, message.message_id, reason)
         self.stats.dead_lettered += 1

@@ -11,7 +11,7 @@ import qfan
 
 from .helpers import AppFactory
 from .support.aws import raw_client
-from .support.proxy import Proxy
+from .support.proxy import Proxy, corrupt_body
 from .test_cli import qfan as qfan_cli
 
 
@@ -212,3 +212,22 @@ async def test_a_reply_too_large_without_offload_is_a_remote_error_not_a_timeout
         server.stop()
     assert caught.value.remote_type == "MessageTooLarge"
     assert "300" in caught.value.remote_message
+
+
+async def test_a_reply_corrupted_in_flight_is_a_typed_error_not_a_wrong_value(
+    make_app: AppFactory, unique_name: Callable[..., str], proxy: Proxy
+) -> None:
+    name = unique_name("resize")
+    server = responder_app(make_app, name)
+    client = make_app(endpoint_url=proxy.endpoint_url)  # only the requester's traffic crosses the proxy
+    queue = client.queue(name, Resize)
+    async with server, client, anyio.create_task_group() as tg:
+        tg.start_soon(server.run)
+        assert await client.request(queue, Resize("a", 1), response_type=Resized, timeout=30) == Resized(
+            "a", "a@1"
+        )
+        proxy.inject("ReceiveMessage", corrupt_body(), times=1_000)  # every reply from now on is altered
+        with pytest.raises(qfan.ChecksumMismatch):
+            await client.request(queue, Resize("b", 2), response_type=Resized, timeout=30)
+        server.stop()
+    assert client.rpc_stats.replied == 2
