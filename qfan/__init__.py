@@ -19,6 +19,7 @@ from ._exceptions import (
     ChecksumMismatch,
     ConfigError,
     DecodeError,
+    EmulatorUnavailable,
     EncodeError,
     EnvelopeRefused,
     HandlerOutcome,
@@ -48,6 +49,7 @@ from ._exceptions import (
     TopicConflict,
     TransportError,
 )
+from ._hooks import PipelineHooks
 from ._local import LocalEmulator, local
 from ._message import Message
 from ._offload import Offload
@@ -77,6 +79,7 @@ __all__ = [
     "ConfigError",
     "Consumer",
     "DecodeError",
+    "EmulatorUnavailable",
     "EncodeError",
     "Encryption",
     "EnvelopeRefused",
@@ -98,6 +101,7 @@ __all__ = [
     "PayloadRefused",
     "PayloadTooLarge",
     "PayloadUnavailable",
+    "PipelineHooks",
     "PlanItem",
     "PriorityQueue",
     "QfanError",

@@ -14,9 +14,11 @@ import anyio.abc
 
 from ._backoff import Backoff
 from ._codec import Format
+from ._connection import Connection
 from ._engine import WorkerEngine
 from ._exceptions import ConfigError, QfanError
 from ._handler import Handler
+from ._hooks import HookSet, PipelineHooks
 from ._offload import Offload
 from ._priority import PriorityQueue, check_levels, level_queue_name
 from ._queue import Queue
@@ -36,7 +38,6 @@ from ._topic import ThroughputScope, Topic, TopicOptions
 from ._topology import PlanItem, plan
 from ._transport import (
     AwsTransport,
-    Connection,
     ConnectionSettings,
     RetryPolicy,
     Transport,
@@ -83,6 +84,7 @@ class App:
             ``open_sns`` and ``open_s3`` (the :class:`qfan._transport.Transport` Protocol), such as
             ``qfan.testing.MemoryTransport()``. Default: ``QFAN_TRANSPORT``, else ``"fast"``. Every call
             goes through ``retry`` whatever the transport.
+        hooks: :class:`PipelineHooks` on the send and receive pipelines (instrumentation, policies).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class App:
         declare_on_start: bool = True,
         sweep_reply_queues: float | None = None,
         transport: TransportName | Transport | None = None,
+        hooks: Iterable[PipelineHooks] = (),
     ) -> None:
         self._transport: Transport = (
             AwsTransport(transport) if transport is None or isinstance(transport, str) else transport
@@ -144,6 +147,7 @@ class App:
         self._subscriptions: list[Subscription] = []
         self._workers: dict[str, Worker] = {}
         self._middleware: list[Middleware] = []
+        self._hooks = HookSet(hooks)
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._stop: anyio.Event | None = None
@@ -582,6 +586,11 @@ class App:
         """Delete reply queues idle for ``idle_seconds`` (left by crashed processes); returns their URLs."""
         return await sweep_reply_queues(self._connect(), idle_seconds, keep=self._replies.url)
 
+    def add_hooks(self, hooks: PipelineHooks) -> PipelineHooks:
+        """Register pipeline hooks (see :class:`PipelineHooks`); returns them."""
+        self._hooks.add(hooks)
+        return hooks
+
     def middleware(self, function: Middleware) -> Middleware:
         """Register ``async def middleware(message, call_next)`` around every single-message handler."""
         self._middleware.append(function)
@@ -641,7 +650,8 @@ class App:
                     if stats_interval:
                         tg.start_soon(self._log_stats, selected, stats_interval, stop)
                     for worker in selected:
-                        tg.start_soon(WorkerEngine(worker, self._middleware).run, stop, drain_timeout)
+                        engine = WorkerEngine(worker, self._middleware, self._hooks)
+                        tg.start_soon(engine.run, stop, drain_timeout)
             finally:
                 self._stop = None  # the next run() starts afresh
                 with anyio.CancelScope(shield=True):
@@ -685,7 +695,7 @@ class App:
         stack = AsyncExitStack()
         try:
             self._connection = await Connection.open(
-                self._transport, self.settings, self.retry, self.linger, stack
+                self._transport, self.settings, self.retry, self.linger, stack, self._hooks
             )
             if self.declare_on_start:
                 await self.declare()

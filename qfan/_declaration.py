@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ._connection import Connection
 from ._exceptions import QueueConflict, QueueNameExists, QueueNotFound
 from ._queue_options import (
     MAX_MESSAGE_SIZE,
@@ -13,7 +14,6 @@ from ._queue_options import (
     immutable_differences,
     tag_differences,
 )
-from ._transport import Connection
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from ._attributes import MAX_ATTRIBUTES, AttributeValue
 from ._codec import Decoder
 from ._exceptions import HandlerOutcome, MessageError, QfanError
 from ._heartbeat import VisibilityHeartbeat
+from ._hooks import HookSet
 from ._message import Message
 from ._priority import PriorityQueue
 from ._queue import Queue
@@ -71,11 +72,14 @@ class _Level:
 class WorkerEngine:
     """Runs one :class:`Worker` until told to stop."""
 
-    def __init__(self, worker: Worker, middleware: Sequence[Middleware] = ()) -> None:
+    def __init__(
+        self, worker: Worker, middleware: Sequence[Middleware] = (), hooks: HookSet | None = None
+    ) -> None:
         self.worker = worker
         self.stats = worker.stats
         self.fifo = worker.queue.fifo
-        self._middleware = tuple(middleware)
+        self._hooks = hooks if hooks is not None else HookSet()
+        self._middleware = (*self._hooks.around, *middleware)
         self._decoder: Decoder[Any] = Decoder(worker.handler.body_type)
         capacity = worker.concurrency + worker.prefetch
         source = worker.queue
@@ -366,6 +370,8 @@ class WorkerEngine:
             )
         policy = self._settle_policies[message.queue]
         action = decide(outcome, message.receive_count, policy, poison=poison, settled=message.settled)
+        if self._hooks:
+            self._hooks.after_settle(message, action)
         return await self._perform(message, action)
 
     async def _perform(self, message: Message[Any], action: Action) -> bool:

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from ._codec import Decoder
 from ._envelope import AcceptedTopics
+from ._hooks import HookSet
 from ._message import Message, Settler
 from ._payloads import Payloads, fetch_all
 from ._transport import ReceivedMessage
@@ -25,7 +26,12 @@ async def arrive(
     settler: Settler,
     payloads: Payloads | None,
     topics: AcceptedTopics | None = None,
+    hooks: HookSet | None = None,
 ) -> list[Message[T]]:
     """Turn received messages into :class:`Message` objects (payloads fetched concurrently)."""
     fetched = await fetch_all(received, payloads, topics)
-    return [Message(raw, decoder, settler, f, topics) for raw, f in zip(received, fetched, strict=True)]
+    messages = [Message(raw, decoder, settler, f, topics) for raw, f in zip(received, fetched, strict=True)]
+    if hooks:
+        for message in messages:
+            hooks.after_receive(message)
+    return messages

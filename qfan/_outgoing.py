@@ -22,7 +22,8 @@ logger = logging.getLogger("qfan")
 class Outgoing:
     """One message ready for SendMessageBatch; ``size`` is what counts towards SQS's limits.
 
-    ``payload`` is where the real body went when ``body`` is an offload pointer.
+    ``payload`` is where the real body went when ``body`` is an offload pointer; ``subject`` is an SNS
+    publish's subject.
     """
 
     body: str
@@ -32,6 +33,7 @@ class Outgoing:
     group_id: str | None
     dedup_id: str | None
     payload: PayloadLocation | None = None
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

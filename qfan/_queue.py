@@ -10,24 +10,25 @@ import anyio
 from ._attributes import AttributeValue, check_count, encode_attributes, wire_size
 from ._batching import MAX_BATCH_ENTRIES, Coalescer
 from ._codec import Decoder, Encoder, Format
+from ._connection import Connection
 from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
 from ._envelope import AcceptedTopics
-from ._exceptions import BatchSendError, ConfigError, MessageTooLarge, QfanError
+from ._exceptions import ConfigError, MessageTooLarge, QfanError
 from ._inbound import arrive
 from ._message import MAX_VISIBILITY, Message
 from ._offload import Offload
-from ._outgoing import Destination, Outgoing, chunks, fit, prepare, verify_sent
+from ._outbound import Outbound, sqs_batches
+from ._outgoing import Destination, Outgoing
 from ._payloads import Payloads
 from ._pointer import PayloadLocation, split_receipt_handle
 from ._queue_options import QueueOptions
 from ._queue_policy import merge_sns_statement
-from ._transport import Connection, ReceiptEntry, SendEntry, VisibilityEntry
+from ._transport import ReceiptEntry, VisibilityEntry
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-_SEND_MANY_CONCURRENCY = 8
 _DEFAULT_RETENTION = 345_600  # SQS's default: 4 days
 
 
@@ -40,16 +41,14 @@ class _Declared:
         self.connection = connection
         self.info = info
         self.payloads = payloads
-        self.destination = Destination(
-            queue.name, queue.fifo, info.content_based_dedup, info.max_message_size
-        )
         linger = connection.linger
-        self.sends: Coalescer[Outgoing, str] = Coalescer(
-            queue._send_batch,
+        self.outbound = Outbound(
+            Destination(queue.name, queue.fifo, info.content_based_dedup, info.max_message_size),
+            queue.encoder,
+            payloads,
+            sqs_batches(connection.sqs, info.url, queue.fifo),
             linger=linger,
-            max_bytes=info.max_message_size,
-            size_of=lambda entry: entry.size,
-            serial=queue.fifo,
+            hooks=connection.hooks,
         )
         self.deletes: Coalescer[str, None] = Coalescer(queue._delete_batch, linger=linger)
         self.visibility: Coalescer[tuple[str, int], None] = Coalescer(queue._visibility_batch, linger=linger)
@@ -81,7 +80,7 @@ class Queue(Generic[T]):
         self.dead_letter = dead_letter
         self.offload = offload
         self._connect = connect
-        self._encoder = Encoder(format)
+        self.encoder = Encoder(format)
         self._decoder: Decoder[T] = Decoder(type)
         self._declared: _Declared | None = None
         self._declare_lock = anyio.Lock()
@@ -253,20 +252,10 @@ class Queue(Generic[T]):
             dedup_id: FIFO deduplication id (required unless the queue has content-based dedup).
             attributes: up to 9 message attributes.
         """
-        state = await self._state()
-        entry = prepare(
-            self._encoder,
-            state.destination,
-            value,
-            delay=delay,
-            group_id=group_id,
-            dedup_id=dedup_id,
-            attributes=attributes,
-            check_size=state.payloads is None,
+        outbound = (await self._state()).outbound
+        return await outbound.send(
+            value, delay=delay, group_id=group_id, dedup_id=dedup_id, attributes=attributes
         )
-        if state.payloads is not None:
-            entry = await fit(entry, state.payloads, state.destination)
-        return await state.sends.submit(entry)
 
     async def send_many(
         self,
@@ -287,73 +276,10 @@ class Queue(Generic[T]):
         Args:
             dedup_id: a function giving each value's FIFO deduplication id.
         """
-        state = await self._state()
-        entries = [
-            prepare(
-                self._encoder,
-                state.destination,
-                v,
-                delay=delay,
-                group_id=group_id,
-                dedup_id=dedup_id(v) if dedup_id else None,
-                attributes=attributes,
-                check_size=state.payloads is None,
-            )
-            for v in values
-        ]
-        if state.payloads is not None:
-            entries = await self._fit_all(entries, state.payloads, state.destination)
-        results: list[str | QfanError] = [""] * len(entries)
-        limiter = anyio.CapacityLimiter(1 if self.fifo else _SEND_MANY_CONCURRENCY)
-
-        async def send_chunk(start: int, chunk: list[Outgoing]) -> None:
-            async with limiter:
-                results[start : start + len(chunk)] = await self._send_batch(chunk)
-
-        async with anyio.create_task_group() as tg:
-            for start, chunk in chunks(entries, state.info.max_message_size):
-                tg.start_soon(send_chunk, start, chunk)
-        if any(isinstance(r, QfanError) for r in results):
-            raise BatchSendError(results)
-        return [r for r in results if isinstance(r, str)]
-
-    async def _fit_all(
-        self, entries: list[Outgoing], payloads: Payloads, destination: Destination
-    ) -> list[Outgoing]:
-        """Offload what needs it, uploading in parallel; if one fails, nothing is sent, uploads are undone."""
-        fitted: list[Outgoing | None] = [None] * len(entries)
-        failures: list[QfanError] = []
-
-        async def fit_one(index: int, entry: Outgoing) -> None:
-            try:
-                fitted[index] = await fit(entry, payloads, destination)
-            except QfanError as exc:
-                failures.append(exc)
-
-        async with anyio.create_task_group() as tg:
-            for index, entry in enumerate(entries):
-                tg.start_soon(fit_one, index, entry)
-        if failures:
-            await payloads.discard([e.payload for e in fitted if e is not None and e.payload is not None])
-            raise failures[0]
-        return [e for e in fitted if e is not None]
-
-    async def _send_batch(self, batch: Sequence[Outgoing]) -> list[str | QfanError]:
-        state = await self._state()
-        conn = state.connection
-        entries = [
-            SendEntry(str(i), e.body, e.attributes, e.delay, e.group_id, e.dedup_id)
-            for i, e in enumerate(batch)
-        ]
-        sent, errors = await conn.sqs.send_batch(state.info.url, entries)
-        results: list[str | QfanError] = [
-            QfanError("SendMessageBatch returned no result for this entry") for _ in batch
-        ]
-        for ok in sent:
-            results[int(ok.id)] = verify_sent(ok, batch[int(ok.id)], self.fifo)
-        for entry_id, error in errors.items():
-            results[int(entry_id)] = error
-        return results
+        outbound = (await self._state()).outbound
+        return await outbound.send_many(
+            values, dedup_id, delay=delay, group_id=group_id, attributes=attributes
+        )
 
     async def forward(
         self,
@@ -383,7 +309,7 @@ class Queue(Generic[T]):
         dedup_id = message.message_id if self.fifo else None
         if self.fifo and group_id is None:
             group_id = message.message_id  # from a standard queue: each copy is its own group
-        message_id = await state.sends.submit(
+        message_id = await state.outbound.send_entry(
             Outgoing(message.wire_body, wire, size, None, group_id, dedup_id)
         )
         message.retain_payload()
@@ -421,7 +347,8 @@ class Queue(Generic[T]):
             wait_seconds=wait_seconds,
             visibility_timeout=visibility,
         )
-        return await arrive(raw, decoder, self, state.payloads, self._accepted(state.info.arn))
+        topics = self._accepted(state.info.arn)
+        return await arrive(raw, decoder, self, state.payloads, topics, state.connection.hooks)
 
     def consume(
         self, *, prefetch: int = 10, wait: int | None = None, visibility: int | None = None

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 
 from ._attributes import AttributeValue
-from ._batching import Coalescer
 from ._codec import Encoder, Format
-from ._exceptions import BatchSendError, ConfigError, QfanError, TopicConflict
+from ._connection import Connection
+from ._exceptions import ConfigError, QfanError, TopicConflict
 from ._offload import Offload
-from ._outgoing import Destination, Outgoing, chunks, fit, prepare
+from ._outbound import Outbound, sns_batches
+from ._outgoing import Destination
 from ._payloads import Payloads
 from ._queue_options import attribute_differences
-from ._transport import Connection, PublishEntry, RetryingSns
+from ._transport import RetryingSns
 
 T = TypeVar("T")
 
@@ -87,19 +88,16 @@ class _Declared:
         self.sns = sns
         self.info = info
         self.payloads = payloads
-        self.destination = Destination(
-            topic.name,
-            topic.fifo,
-            info.attributes.get("ContentBasedDeduplication", "").lower() == "true",
-            SNS_MAX_MESSAGE_SIZE,
-            delay_allowed=False,
-        )
-        self.publishes: Coalescer[tuple[Outgoing, str | None], str] = Coalescer(
-            topic._publish_batch,
+        content_based_dedup = info.attributes.get("ContentBasedDeduplication", "").lower() == "true"
+        self.outbound = Outbound(
+            Destination(
+                topic.name, topic.fifo, content_based_dedup, SNS_MAX_MESSAGE_SIZE, delay_allowed=False
+            ),
+            topic.encoder,
+            payloads,
+            sns_batches(sns, info.arn),
             linger=connection.linger,
-            max_bytes=SNS_MAX_MESSAGE_SIZE,
-            size_of=lambda entry: entry[0].size,
-            serial=topic.fifo,
+            hooks=connection.hooks,
         )
 
 
@@ -117,7 +115,7 @@ class Topic(Generic[T]):
         self.options = options
         self.offload = offload
         self._connect = connect
-        self._encoder = Encoder(format)
+        self.encoder = Encoder(format)
         self._declared: _Declared | None = None
         self._lock = anyio.Lock()
 
@@ -200,20 +198,10 @@ class Topic(Generic[T]):
         each caller gets its own message id or its own error. Subscribed queues' filter policies see
         ``attributes`` (and, with a body-scoped policy, the JSON body).
         """
-        state = await self._state()
-        entry = prepare(
-            self._encoder,
-            state.destination,
-            value,
-            delay=None,
-            group_id=group_id,
-            dedup_id=dedup_id,
-            attributes=attributes,
-            check_size=state.payloads is None,
+        outbound = (await self._state()).outbound
+        return await outbound.send(
+            value, group_id=group_id, dedup_id=dedup_id, attributes=attributes, subject=subject
         )
-        if state.payloads is not None:
-            entry = await fit(entry, state.payloads, state.destination)
-        return await state.publishes.submit((entry, subject))
 
     async def publish_many(
         self,
@@ -223,49 +211,5 @@ class Topic(Generic[T]):
         group_id: str | None = None,
     ) -> list[str]:
         """Publish many messages in full batches (in order on FIFO topics); ``BatchSendError`` on failures."""
-        state = await self._state()
-        entries = [
-            prepare(
-                self._encoder,
-                state.destination,
-                v,
-                delay=None,
-                group_id=group_id,
-                dedup_id=None,
-                attributes=attributes,
-                check_size=state.payloads is None,
-            )
-            for v in values
-        ]
-        if state.payloads is not None:
-            entries = [await fit(entry, state.payloads, state.destination) for entry in entries]
-        results: list[str | QfanError] = [""] * len(entries)
-        limiter = anyio.CapacityLimiter(1 if self.fifo else 8)
-
-        async def publish_chunk(start: int, chunk: list[Outgoing]) -> None:
-            async with limiter:
-                outcome = await self._publish_batch([(e, None) for e in chunk])
-                results[start : start + len(chunk)] = outcome
-
-        async with anyio.create_task_group() as tg:
-            for start, chunk in chunks(entries, SNS_MAX_MESSAGE_SIZE):
-                tg.start_soon(publish_chunk, start, chunk)
-        if any(isinstance(r, QfanError) for r in results):
-            raise BatchSendError(results)
-        return [r for r in results if isinstance(r, str)]
-
-    async def _publish_batch(self, batch: Sequence[tuple[Outgoing, str | None]]) -> list[str | QfanError]:
-        state = await self._state()
-        entries = [
-            PublishEntry(str(i), e.body, e.attributes, subject, e.group_id, e.dedup_id)
-            for i, (e, subject) in enumerate(batch)
-        ]
-        published, errors = await state.sns.publish_batch(state.info.arn, entries)
-        results: list[str | QfanError] = [
-            QfanError("PublishBatch returned no result for this entry") for _ in batch
-        ]
-        for ok in published:
-            results[int(ok.id)] = ok.message_id
-        for entry_id, error in errors.items():
-            results[int(entry_id)] = error
-        return results
+        outbound = (await self._state()).outbound
+        return await outbound.send_many(values, group_id=group_id, attributes=attributes)

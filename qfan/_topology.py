@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ._connection import Connection
 from ._exceptions import QueueNotFound
 from ._queue import Queue
 from ._queue_options import attribute_differences, immutable_differences, tag_differences
 from ._queue_policy import merge_sns_statement
 from ._subscription import Subscription
 from ._topic import Topic
-from ._transport import Connection, RetryingSns
+from ._transport import RetryingSns
 
 PlanAction = Literal["create", "update", "unchanged", "conflict"]
 

@@ -21,12 +21,13 @@ import anyio.abc
 
 from .._attributes import AttributeValue, from_wire
 from .._codec import Decoder
+from .._connection import Connection
 from .._exceptions import PayloadError, QfanError, QueueNotFound, RemoteError, RequestTimeout
 from .._inbound import arrive
 from .._payloads import Payloads
 from .._pointer import PayloadLocation
 from .._queue import Queue
-from .._transport import Connection, ReceiptEntry, ReceivedMessage, VisibilityEntry
+from .._transport import ReceiptEntry, ReceivedMessage, VisibilityEntry
 from ._protocol import (
     CORRELATION_ID,
     ERROR_TYPE,
@@ -221,7 +222,8 @@ class ReplyRouter:
             return None
         error_type = attributes.get(ERROR_TYPE)
         decoder = pending.decoder if error_type is None else _TEXT
-        [message] = await arrive([raw], decoder, self, pending.payloads)
+        hooks = None if self._conn is None else self._conn.hooks
+        [message] = await arrive([raw], decoder, self, pending.payloads, None, hooks)
         try:
             if error_type is None:
                 pending.value = message.body

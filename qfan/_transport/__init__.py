@@ -3,7 +3,6 @@
 from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane, Transport
 from ._botocore import BotocoreSqs, open_sqs
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
-from ._connection import Connection
 from ._errors import error_for_code, map_aws_errors
 from ._planes import TRANSPORTS, AwsTransport, TransportName, open_sqs_planes, resolve_transport
 from ._redact import RedactingFilter, install_redaction, redact, register_secret
@@ -36,7 +35,6 @@ __all__ = [
     "BotocoreS3",
     "BotocoreSns",
     "BotocoreSqs",
-    "Connection",
     "ConnectionSettings",
     "EntryFailure",
     "FastSqs",

@@ -6,10 +6,15 @@ from contextlib import AsyncExitStack
 
 import anyio
 
-from ._base import Transport
-from ._retry import RetryPolicy
-from ._retrying import RetryingObjectStore, RetryingSns, RetryingSqs
-from ._settings import ConnectionSettings
+from ._hooks import HookSet
+from ._transport import (
+    ConnectionSettings,
+    RetryingObjectStore,
+    RetryingSns,
+    RetryingSqs,
+    RetryPolicy,
+    Transport,
+)
 
 
 class Connection:
@@ -22,6 +27,7 @@ class Connection:
         sqs: SQS's data and control planes, every call retried.
         linger: seconds a batch waits for more entries before it is sent.
         retry: the policy every call goes through.
+        hooks: the app's pipeline hooks.
     """
 
     def __init__(
@@ -32,8 +38,10 @@ class Connection:
         linger: float,
         stack: AsyncExitStack,
         sqs: RetryingSqs,
+        hooks: HookSet | None = None,
     ) -> None:
         self.sqs = sqs
+        self.hooks = hooks if hooks is not None else HookSet()
         self.linger = linger
         self.retry = retry
         self._transport = transport
@@ -51,10 +59,11 @@ class Connection:
         retry: RetryPolicy,
         linger: float,
         stack: AsyncExitStack,
+        hooks: HookSet | None = None,
     ) -> Connection:
         """Open SQS into ``stack`` (closed with it, as SNS and S3 will be)."""
         data, control = await stack.enter_async_context(transport.open_sqs(settings))
-        return cls(transport, settings, retry, linger, stack, RetryingSqs(data, control, retry))
+        return cls(transport, settings, retry, linger, stack, RetryingSqs(data, control, retry), hooks)
 
     async def sns(self) -> RetryingSns:
         """The SNS plane, opened on first use."""
