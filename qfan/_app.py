@@ -486,8 +486,7 @@ class App:
             prefetch=min(concurrency, 10) if prefetch is None else prefetch,
             **options,
         )
-        registered = self._priority_queues if isinstance(queue, PriorityQueue) else self._queues
-        if registered.get(queue.name) is not queue:
+        if self._queues.get(queue.name) is not queue and self._priority_queues.get(queue.name) is not queue:
             raise ConfigError(f"worker {worker.name}: queue {queue.name!r} is not registered on this app")
         if worker.name in self._workers:
             raise ConfigError(f"a worker named {worker.name!r} is already registered")

@@ -43,7 +43,6 @@ from ._exceptions import HandlerOutcome, MessageError, QfanError
 from ._heartbeat import VisibilityHeartbeat
 from ._hooks import HookSet
 from ._message import Message
-from ._priority import PriorityQueue
 from ._queue import Queue
 from ._redrive import DEAD_LETTER_ATTRIBUTES
 from ._scheduler import Scheduler
@@ -82,8 +81,8 @@ class WorkerEngine:
         self._middleware = (*self._hooks.around, *middleware)
         self._decoder: Decoder[Any] = Decoder(worker.handler.body_type)
         capacity = worker.concurrency + worker.prefetch
-        source = worker.queue
-        queues = source.levels if isinstance(source, PriorityQueue) else {source.name: source}
+        source = worker.queue.consumed_levels()
+        queues = source.queues
         self._levels = [
             _Level(i, name, queue, anyio.Semaphore(capacity or 1))
             for i, (name, queue) in enumerate(queues.items())
@@ -95,16 +94,10 @@ class WorkerEngine:
             )
             for level in self._levels
         }
-        self._priority = isinstance(source, PriorityQueue)
-        if isinstance(source, PriorityQueue):
-            self._scheduler = Scheduler(
-                worker.concurrency,
-                list(source.weights.values()),
-                source.mode,
-                dict(enumerate(source.reserved_slots)),
-            )
-        else:
-            self._scheduler = Scheduler(worker.concurrency)
+        self._priority = source.prioritised
+        self._scheduler = Scheduler(
+            worker.concurrency, list(source.weights), source.mode, dict(source.reserved)
+        )
         # Sync handlers' threads: a limiter of their own (a task holding a token cannot borrow another).
         self._threads = anyio.CapacityLimiter(worker.concurrency)
         self._per_receive = worker.batch_size or 10
@@ -174,7 +167,7 @@ class WorkerEngine:
                             await level.slots.acquire()
                             want += 1 + _take_free(level.slots, self._per_receive - want - 1)
             try:
-                messages = await level.queue._receive(self._decoder, want, wait, self._visibility)
+                messages = await level.queue.receive_with(self._decoder, want, wait, self._visibility)
                 failures = 0
             except QfanError as exc:
                 for _ in range(want):

@@ -17,6 +17,7 @@ import anyio
 from ._attributes import AttributeValue
 from ._declaration import QueueInfo
 from ._exceptions import ConfigError
+from ._levels import Levels
 from ._message import Message
 from ._queue import Queue
 from ._queue_options import QueueOptions
@@ -106,6 +107,16 @@ class PriorityQueue(Generic[T]):
     def dead_letter(self) -> Queue[Any] | None:
         """The dead-letter queue the levels share, if any."""
         return next(iter(self.levels.values())).dead_letter
+
+    def consumed_levels(self) -> Levels:
+        """What a worker on this priority queue consumes: its levels, weighted or strict."""
+        return Levels(
+            dict(self.levels),
+            list(self.weights.values()),
+            self.mode,
+            dict(enumerate(self.reserved_slots)),
+            prioritised=True,
+        )
 
     @property
     def reserved_slots(self) -> list[int]:

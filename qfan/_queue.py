@@ -16,6 +16,7 @@ from ._declaration import QueueInfo, declare_queue
 from ._envelope import AcceptedTopics
 from ._exceptions import ConfigError, MessageTooLarge, QfanError
 from ._inbound import arrive
+from ._levels import Levels
 from ._message import MAX_VISIBILITY, Message
 from ._offload import Offload
 from ._outbound import Outbound, sqs_batches
@@ -148,6 +149,10 @@ class Queue(Generic[T]):
             dead = self.dead_letter.info.attributes
             seconds += int(dead.get("MessageRetentionPeriod", _DEFAULT_RETENTION))
         return seconds
+
+    def consumed_levels(self) -> Levels:
+        """What a worker on this queue consumes: one level, this queue."""
+        return Levels({self.name: self})
 
     async def payloads(self) -> Payloads | None:
         """The offloading side of this queue, declared (``None`` without an offload policy)."""
@@ -332,12 +337,13 @@ class Queue(Generic[T]):
             raise ConfigError(f"wait must be between 0 and 20 seconds, got {wait!r}")
         if visibility is not None and not 0 <= visibility <= MAX_VISIBILITY:
             raise ConfigError(f"visibility must be between 0 and {MAX_VISIBILITY}, got {visibility!r}")
-        return await self._receive(self._decoder, max_messages, wait, visibility)
+        return await self.receive_with(self._decoder, max_messages, wait, visibility)
 
-    async def _receive(
+    async def receive_with(
         self, decoder: Decoder[R], max_messages: int, wait: int | None, visibility: int | None
     ) -> list[Message[R]]:
-        """``receive`` with bodies decoded by ``decoder`` (a worker decodes into its handler's type)."""
+        """``receive`` (arguments unchecked) with bodies decoded by ``decoder``: a worker decodes into its
+        handler's type, whatever the queue's."""
         state = await self._state()
         conn = state.connection
         wait_seconds = self.options.wait_seconds if wait is None else wait

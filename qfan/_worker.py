@@ -9,6 +9,7 @@ from typing import Any
 from ._backoff import Backoff
 from ._exceptions import ConfigError
 from ._handler import Handler
+from ._limits import MAX_VISIBILITY as MAX_VISIBILITY  # re-exported: _app imports it from here
 from ._message import Message
 from ._priority import PriorityQueue
 from ._queue import Queue
@@ -16,8 +17,6 @@ from ._scheduler import check_reserved
 
 Middleware = Callable[[Message[Any], Callable[[], Awaitable[None]]], Awaitable[None]]
 """``async def middleware(message, call_next)``: runs around every single-message handler call."""
-
-MAX_VISIBILITY = 43_200
 
 
 @dataclass
@@ -118,13 +117,11 @@ class Worker:
             raise ConfigError(f"worker {self.name}: receive_wait must be 0..20 seconds")
         if self.batch_size is not None and not 1 <= self.batch_size <= 10:
             raise ConfigError(f"worker {self.name}: batch_size must be 1..10")
-        if isinstance(self.queue, PriorityQueue):
-            try:
-                check_reserved(
-                    self.concurrency, len(self.queue.levels), dict(enumerate(self.queue.reserved_slots))
-                )
-            except ConfigError as exc:
-                raise ConfigError(f"worker {self.name}: {exc}") from None
+        levels = self.queue.consumed_levels()
+        try:
+            check_reserved(self.concurrency, len(levels.queues), dict(levels.reserved))
+        except ConfigError as exc:
+            raise ConfigError(f"worker {self.name}: {exc}") from None
         if self.handler.batch != (self.batch_size is not None):
             raise ConfigError(
                 f"worker {self.name}: a handler taking list[qfan.Message[T]] needs batch_size=, "
