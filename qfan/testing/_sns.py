@@ -184,8 +184,7 @@ class MemorySns:
         subscription = _Subscription(
             f"{topic.arn}:{uuid.uuid4()}", topic.arn, queue_arn, {"RawMessageDelivery": "false"}
         )
-        for name, value in attributes.items():
-            self._set(subscription, name, value, operation)
+        self._set(subscription, attributes, operation)
         topic.subscriptions[subscription.arn] = subscription
         return subscription.arn
 
@@ -206,11 +205,13 @@ class MemorySns:
     async def set_subscription_attribute(self, subscription_arn: str, name: str, value: str) -> None:
         """SetSubscriptionAttributes."""
         operation = "SetSubscriptionAttributes"
-        self._set(self._subscription(subscription_arn, operation), name, value, operation)
+        self._set(self._subscription(subscription_arn, operation), {name: value}, operation)
 
-    def _set(self, subscription: _Subscription, name: str, value: str, operation: str) -> None:
-        check_subscription_attribute(name, value, operation)
-        attributes = {**subscription.attributes, name: value}
+    def _set(self, subscription: _Subscription, changes: Mapping[str, str], operation: str) -> None:
+        """Apply attribute changes together: a policy is checked against the scope it ends up with."""
+        for name, value in changes.items():
+            check_subscription_attribute(name, value, operation)
+        attributes = {**subscription.attributes, **changes}
         if "FilterPolicy" in attributes:
             attributes.setdefault("FilterPolicyScope", "MessageAttributes")
             try:

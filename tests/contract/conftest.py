@@ -3,7 +3,8 @@
 Each test takes ``planes``, parametrized over the plane implementations: the memory planes of
 ``qfan.testing`` (once, touching no emulator), and ``AwsTransport("fast")`` and ``AwsTransport("botocore")``
 on every chosen session emulator (``--emulator``; see ``tests/conftest.py``). Test ids read
-``<emulator>-<transport>``; the memory run carries the first chosen emulator's name, which it never uses.
+``<transport>-<emulator>`` (``fast-moto``); the memory run carries the first chosen emulator's name
+(``memory-moto``), though it never touches that emulator.
 
 Where an emulator is known to deviate from AWS, the test skips that emulator with the reason (see
 ``deviates``); the memory planes follow AWS.
@@ -11,14 +12,17 @@ Where an emulator is known to deviate from AWS, the test skips that emulator wit
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import cast
 
 import anyio
 import pytest
 
+import qfan
 from qfan._transport import (
     AwsTransport,
     ConnectionSettings,
@@ -28,7 +32,9 @@ from qfan._transport import (
     SqsControlPlane,
     SqsDataPlane,
     Transport,
+    TransportName,
 )
+from qfan._transport._settings import Service
 from qfan.testing import MemoryTransport
 
 from ..conftest import chosen_emulators
@@ -38,7 +44,7 @@ PLANE_TRANSPORTS = ("memory", "fast", "botocore")
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "plane_transport" in metafunc.fixturenames:
-        metafunc.parametrize("plane_transport", PLANE_TRANSPORTS)
+        metafunc.parametrize("plane_transport", PLANE_TRANSPORTS, scope="session")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -102,29 +108,44 @@ def bucket_name() -> str:
     return f"qfan-contract-{uuid.uuid4().hex[:16]}"
 
 
-@pytest.fixture
-async def planes(request: pytest.FixtureRequest, emulator_name: str, plane_transport: str) -> AsyncIterator[Planes]:
-    transport: Transport
-    endpoints: Mapping[str, str] = {}
-    emulator: str | None = None
+@pytest.fixture(scope="session")
+async def aws_planes(
+    request: pytest.FixtureRequest, emulator_name: str, plane_transport: str
+) -> AsyncIterator[tuple[SqsDataPlane, SqsControlPlane, SnsPlane, ObjectStore] | None]:
+    """The AWS planes on the session emulator, opened once per emulator and transport (``None``: memory).
+
+    Credentials are explicit: the per-test ``aws_env`` fixture has not run yet when this one opens.
+    """
     if plane_transport == "memory":
-        transport = MemoryTransport()
-    else:
-        endpoint_url: str = request.getfixturevalue("endpoint_url")
-        endpoints = {"sqs": endpoint_url, "sns": endpoint_url, "s3": endpoint_url}
-        transport = AwsTransport(plane_transport)  # type: ignore[arg-type]
-        emulator = emulator_name
-    settings = ConnectionSettings(region="us-east-1", endpoint_urls=endpoints)  # type: ignore[arg-type]
+        yield None
+        return
+    endpoint_url = request.getfixturevalue("emulator").endpoint_url
+    endpoints: Mapping[Service, str] = {"sqs": endpoint_url, "sns": endpoint_url, "s3": endpoint_url}
+    transport: Transport = AwsTransport(cast(TransportName, plane_transport))
+    settings = ConnectionSettings(
+        region="us-east-1", endpoint_urls=endpoints, access_key_id="testing", secret_access_key="testing"
+    )
     async with AsyncExitStack() as stack:
         data, control = await stack.enter_async_context(transport.open_sqs(settings))
         sns = await stack.enter_async_context(transport.open_sns(settings))
         s3 = await stack.enter_async_context(transport.open_s3(settings))
-        planes = Planes(plane_transport, emulator, data, control, sns, s3)
-        yield planes
-        # The emulators are shared by the whole session: leave them as small as they were.
-        for url in planes.created:
-            with anyio.move_on_after(5):
-                try:
-                    await control.delete_queue(url)
-                except Exception:  # already deleted by the test
-                    pass
+        yield data, control, sns, s3
+
+
+@pytest.fixture
+async def planes(
+    aws_planes: tuple[SqsDataPlane, SqsControlPlane, SnsPlane, ObjectStore] | None,
+    emulator_name: str,
+    plane_transport: str,
+) -> AsyncIterator[Planes]:
+    """The planes under test: fresh memory planes, or the session's AWS planes on the emulator."""
+    if aws_planes is None:
+        memory = MemoryTransport()
+        planes = Planes(plane_transport, None, memory.sqs, memory.sqs, memory.sns, memory.s3)
+    else:
+        planes = Planes(plane_transport, emulator_name, *aws_planes)
+    yield planes
+    # The emulators are shared by the whole session: leave them as small as they were.
+    for url in planes.created:
+        with anyio.move_on_after(5), contextlib.suppress(qfan.QfanError):  # the test may have deleted it
+            await planes.control.delete_queue(url)

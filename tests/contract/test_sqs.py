@@ -40,14 +40,19 @@ async def test_send_receive_delete_round_trip(planes: Planes, unique_name: Calla
     received = await planes.collect(url, 2)
     assert {m.message_id for m in received} == {s.message_id for s in sent.succeeded}
     for message in received:
-        assert corruption_of(message.body, message.md5_of_body, message.attributes, message.md5_of_attributes) is None
+        assert (
+            corruption_of(message.body, message.md5_of_body, message.attributes, message.md5_of_attributes)
+            is None
+        )
         assert message.system_attributes["ApproximateReceiveCount"] == "1"
         for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp", "SenderId"):
             assert message.system_attributes[name], name
     first = next(m for m in received if m.message_id == by_id["a"].message_id)
     assert first.body == "first — 東京"
     assert dict(first.attributes) == ATTRIBUTES
-    deleted = await planes.data.delete_batch(url, [ReceiptEntry(m.message_id[:8], m.receipt_handle) for m in received])
+    deleted = await planes.data.delete_batch(
+        url, [ReceiptEntry(m.message_id[:8], m.receipt_handle) for m in received]
+    )
     assert deleted.failed == []
     assert await planes.data.receive(url, max_messages=10, wait_seconds=1, visibility_timeout=None) == []
 
@@ -105,7 +110,9 @@ async def test_long_poll_returns_a_message_sent_while_waiting(
     received = []
 
     async def poll() -> None:
-        received.extend(await planes.data.receive(url, max_messages=10, wait_seconds=10, visibility_timeout=None))
+        received.extend(
+            await planes.data.receive(url, max_messages=10, wait_seconds=10, visibility_timeout=None)
+        )
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(poll)
@@ -114,6 +121,8 @@ async def test_long_poll_returns_a_message_sent_while_waiting(
     assert [m.body for m in received] == ["wake up"]
 
 
+# aiohttp warns about any request body over 1 MiB, which is what this test must send.
+@pytest.mark.filterwarnings("ignore:Sending a large body:ResourceWarning")
 async def test_batch_limits(planes: Planes, unique_name: Callable[..., str]) -> None:
     url = await planes.queue(unique_name())
     with pytest.raises(qfan.InvalidParameter):
@@ -154,7 +163,9 @@ async def test_unknown_queue(planes: Planes, unique_name: Callable[..., str]) ->
         await planes.control.get_queue_attributes(url)
 
 
-async def test_invalid_receipt_handles_fail_per_entry(planes: Planes, unique_name: Callable[..., str]) -> None:
+async def test_invalid_receipt_handles_fail_per_entry(
+    planes: Planes, unique_name: Callable[..., str]
+) -> None:
     url = await planes.queue(unique_name())
     await planes.data.send_batch(url, [SendEntry("a", "x")])
     [message] = await planes.collect(url, 1)
@@ -165,8 +176,6 @@ async def test_invalid_receipt_handles_fail_per_entry(planes: Planes, unique_nam
     assert [(f.id, f.code) for f in deleted.failed] == [("bad", "ReceiptHandleIsInvalid")]
     changed = await planes.data.change_visibility_batch(url, [VisibilityEntry("bad", "garbage", 5)])
     assert [(f.id, f.code) for f in changed.failed] == [("bad", "ReceiptHandleIsInvalid")]
-    with pytest.raises(qfan.ReceiptHandleInvalid):  # a failed entry maps to the same class as a whole call
-        raise qfan._transport.error_for_code(changed.failed[0].code, changed.failed[0].message)
 
 
 async def test_deleting_a_deleted_message_succeeds(planes: Planes, unique_name: Callable[..., str]) -> None:
@@ -187,5 +196,7 @@ async def test_change_visibility_of_a_message_not_in_flight(
     url = await planes.queue(unique_name())
     await planes.data.send_batch(url, [SendEntry("a", "x")])
     [message] = await planes.collect(url, 1, visibility_timeout=0)
-    result = await planes.data.change_visibility_batch(url, [VisibilityEntry("a", message.receipt_handle, 30)])
+    result = await planes.data.change_visibility_batch(
+        url, [VisibilityEntry("a", message.receipt_handle, 30)]
+    )
     assert [f.code for f in result.failed] == ["MessageNotInflight"]
