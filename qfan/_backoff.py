@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from tenacity import RetryCallState, wait_exponential, wait_random
 
 from ._exceptions import ConfigError
-
-MAX_VISIBILITY = 43_200
+from ._limits import MAX_VISIBILITY
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -17,13 +18,19 @@ import msgspec
 
 from ._app import App
 from ._demo import run_demo
+from ._emulators import running_in_process
 from ._exceptions import AwsError, ConfigError, QfanError
-from ._local import running_moto
 from ._offload import Offload
 from ._redrive import move_messages
 from ._transport import install_redaction, redact, register_secret
 
 _json = msgspec.json.Encoder()
+
+# How MODULE:APP is found, for the help of the commands that take one (see _current_directory_first).
+_IMPORT = (
+    "MODULE is imported with the current directory first on sys.path (as python -m does) for that import "
+    "only; a top-level module first imported later must be installed or on PYTHONPATH"
+)
 
 # The loggers that write requests and answers to the log at DEBUG: headers, canonical requests, bodies.
 _WIRE_LOGGERS = ("botocore", "aiobotocore", "urllib3", "aiohttp")
@@ -111,7 +118,7 @@ async def _demo(args: argparse.Namespace) -> int:
     if args.endpoint_url:
         log(f"running against {args.endpoint_url}")
         return 0 if await run(_app(args)) else 1
-    with running_moto() as emulator:
+    with running_in_process() as emulator:
         log(f"embedded emulator (moto) listening on {emulator.endpoint_url}")
         app = App(
             "qfan-demo",
@@ -124,19 +131,43 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 def _load_app(target: str) -> App:
-    """Import ``module:attribute`` (the current directory first on the path) and return the App."""
+    """Import ``module:attribute`` and return the App.
+
+    The module is imported as ``python -m`` would find it: the current directory first on ``sys.path``, for
+    that import only (:func:`_current_directory_first`).
+    """
     module_name, sep, attribute = target.partition(":")
     if not sep or not module_name or not attribute:
         raise ConfigError(f"expected MODULE:APP (e.g. myservice.workers:app), got {target!r}")
-    sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        with _current_directory_first():
+            module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import {module_name!r}: {exc}") from exc
     app = getattr(module, attribute, None)
     if not isinstance(app, App):
         raise ConfigError(f"{target!r} is not a qfan.App (got {type(app).__name__})")
     return app
+
+
+@contextmanager
+def _current_directory_first() -> Iterator[None]:
+    """The current directory first on ``sys.path`` for the block, and taken off again after it.
+
+    Only while the app's module is imported: left there, it would shadow every module imported later (a
+    ``queue.py`` or ``logging.py`` in the directory a worker was started from would replace the standard
+    library's). Only the one entry added is removed, so whatever the imported code itself did to
+    ``sys.path`` stays. Under ``python -m qfan`` the directory is already there and nothing changes.
+    """
+    directory = os.getcwd()
+    if directory in sys.path or "" in sys.path:
+        yield
+        return
+    sys.path.insert(0, directory)
+    try:
+        yield
+    finally:
+        sys.path.remove(directory)
 
 
 def _configure_logging(level: str, *, wire: bool) -> None:
@@ -244,7 +275,7 @@ async def _redrive(args: argparse.Namespace) -> int:
 
 
 async def _local(args: argparse.Namespace) -> int:
-    with running_moto(port=args.port) as emulator:
+    with running_in_process(port=args.port) as emulator:
         print(f"# qfan embedded emulator (moto) on {emulator.endpoint_url}; Ctrl-C stops it")
         print("# point qfan, boto3 or the AWS CLI at it with:")
         for name, value in emulator.environment.items():
@@ -252,31 +283,6 @@ async def _local(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         await anyio.sleep_forever()
     return 0  # pragma: no cover - sleep_forever only ends by cancellation
-
-
-def _bench(argv: list[str]) -> int:
-    """``qfan bench ARGS``: the benchmark harness (``python -m benchmarks ARGS``) of a source checkout.
-
-    The harness lives in the repository's ``benchmarks/`` folder, which the installed package does not
-    contain; this finds it next to an editable install (``pip install -e``) or on ``sys.path``.
-    """
-    import importlib
-    from pathlib import Path
-
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "benchmarks" / "__main__.py").is_file() and str(checkout) not in sys.path:
-        sys.path.insert(0, str(checkout))
-    try:
-        harness = importlib.import_module("benchmarks.__main__")
-    except ImportError:
-        print(
-            "qfan bench: the benchmark harness is not part of the installed package; run it from a clone "
-            "of the repository (pip install -e '.[bench]', then qfan bench or python -m benchmarks)",
-            file=sys.stderr,
-        )
-        return 2
-    result: int = harness.main(argv)
-    return result
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -331,7 +337,9 @@ def _parser() -> argparse.ArgumentParser:
     receive.set_defaults(run=_receive)
 
     run = commands.add_parser("run", help="run an app's workers until SIGINT/SIGTERM")
-    run.add_argument("app", metavar="MODULE:APP", help="where the qfan.App lives, e.g. service.workers:app")
+    run.add_argument(
+        "app", metavar="MODULE:APP", help=f"where the qfan.App lives, e.g. service.workers:app; {_IMPORT}"
+    )
     run.add_argument("--worker", action="append", metavar="NAME", help="run only this worker (repeatable)")
     run.add_argument("--concurrency", type=int, help="override every worker's concurrency")
     run.add_argument(
@@ -347,7 +355,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(run=_run)
 
     declare = commands.add_parser("declare", help="print the topology plan and apply it")
-    declare.add_argument("app", metavar="MODULE:APP", help="where the qfan.App lives")
+    declare.add_argument("app", metavar="MODULE:APP", help=f"where the qfan.App lives; {_IMPORT}")
     declare.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     declare.set_defaults(run=_declare)
 
@@ -373,8 +381,6 @@ def _parser() -> argparse.ArgumentParser:
     connection(demo)
     demo.set_defaults(run=_demo)
 
-    # Listed for --help only: main() hands "bench ..." to the harness before this parser runs.
-    commands.add_parser("bench", help="throughput benchmarks against other clients (source checkout only)")
     return parser
 
 
@@ -386,10 +392,7 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qfan`` console script."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["bench"]:
-        return _bench(arguments[1:])
-    args = _parser().parse_args(arguments)
+    args = _parser().parse_args(argv)
     command: Callable[[argparse.Namespace], Awaitable[int]] = args.run
     try:
         return anyio.run(command, args)

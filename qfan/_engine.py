@@ -37,16 +37,16 @@ from typing import Any
 
 import anyio
 
-from ._attributes import MAX_ATTRIBUTES, AttributeValue
 from ._codec import Decoder
 from ._exceptions import HandlerOutcome, MessageError, QfanError
+from ._executor import SettleExecutor
 from ._heartbeat import VisibilityHeartbeat
 from ._hooks import HookSet
 from ._message import Message
 from ._queue import Queue
 from ._redrive import DEAD_LETTER_ATTRIBUTES
 from ._scheduler import Scheduler
-from ._settle import Action, DeadLetter, Delete, RetryAfter, Settled, SettlePolicy, decide
+from ._settle import SettlePolicy, decide
 from ._worker import Middleware, Worker
 
 logger = logging.getLogger("qfan")
@@ -88,6 +88,9 @@ class WorkerEngine:
             for i, (name, queue) in enumerate(queues.items())
         ]
         self._by_queue = {level.queue.name: level for level in self._levels}
+        self._executor = SettleExecutor(
+            worker, {level.queue.name: level.queue for level in self._levels}, self._forget
+        )
         self._settle_policies = {
             level.queue.name: SettlePolicy(
                 worker.backoff, worker.attempts_limit, level.queue.dead_letter is not None
@@ -182,7 +185,7 @@ class WorkerEngine:
                 self._hold(message)
             scheduler.received(level.index, short=len(messages) < want)
             if not scheduler.may_receive(level.index):  # a higher level got work meanwhile: give back
-                await self._release(messages)
+                await self._executor.release(messages)
                 continue
             empty = 0 if messages else empty + 1
             if empty and self._priority and wait == 0:  # short polls of an empty level: back off
@@ -262,7 +265,7 @@ class WorkerEngine:
             # Later messages of this group must not overtake the failed one.
             released = list(waiting)
             waiting.clear()
-            await self._release(released)
+            await self._executor.release(released)
         if waiting:  # its next message (maybe one that arrived meanwhile) waits for a turn of its own
             self._ready[level].append(key)
             self._scheduler.ready(level)
@@ -288,7 +291,7 @@ class WorkerEngine:
             return await self._settle(message, outcome)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._release([message])  # cancelled mid-way (drain timeout): give it back
+                await self._executor.release([message])  # cancelled mid-way (drain timeout): give it back
             raise
         finally:
             self._forget(message)
@@ -309,7 +312,7 @@ class WorkerEngine:
                 await self._process_batch(messages)
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await self._release([m for m in messages if m in self._held and not m.settled])
+                    await self._executor.release([m for m in messages if m in self._held and not m.settled])
                 raise
         finally:
             for message in messages:
@@ -337,7 +340,7 @@ class WorkerEngine:
         stopped_groups: set[str] = set()
         for message in good:
             if self.fifo and message.group_id in stopped_groups:
-                await self._release([message])
+                await self._executor.release([message])
             elif message.message_id in failed_ids:
                 await self._settle(message, failure or RuntimeError("reported failed by the batch handler"))
                 if message.group_id is not None:
@@ -365,82 +368,11 @@ class WorkerEngine:
         action = decide(outcome, message.receive_count, policy, poison=poison, settled=message.settled)
         if self._hooks:
             self._hooks.after_settle(message, action)
-        return await self._perform(message, action)
-
-    async def _perform(self, message: Message[Any], action: Action) -> bool:
-        """Carry out a settle decision; True when the message is gone because it was handled."""
-        if isinstance(action, Settled):
-            self.stats.succeeded += 1
-            return True
-        if isinstance(action, Delete):
-            try:
-                await message.ack()
-            except QfanError as exc:
-                logger.error("worker %s: ack of %s failed: %s", self.worker.name, message.message_id, exc)
-                return False
-            self.stats.succeeded += 1
-            return True
-        if isinstance(action, DeadLetter):
-            await self._dead_letter(message, action.reason, action.error)
-        elif isinstance(action, RetryAfter):
-            if action.undeliverable:
-                logger.error(
-                    "worker %s: message %s should be dead-lettered (%s) but queue %s has no dead_letter; "
-                    "it will be retried after the longest backoff",
-                    self.worker.name,
-                    message.message_id,
-                    action.reason,
-                    message.queue,
-                )
-            await self._retry(message, action.delay)
-        else:
-            await self._release([message])
-        return False
-
-    async def _retry(self, message: Message[Any], wait: int) -> None:
-        try:
-            await message.nack(wait)
-        except QfanError as exc:  # it comes back after its visibility timeout anyway
-            logger.warning("worker %s: could not delay %s: %s", self.worker.name, message.message_id, exc)
-        self.stats.retried += 1
-
-    async def _release(self, messages: list[Message[Any]]) -> None:
-        async def release(message: Message[Any]) -> None:
-            try:
-                await message.nack(0)
-            except QfanError as exc:
-                logger.warning(
-                    "worker %s: could not release %s: %s", self.worker.name, message.message_id, exc
-                )
-            self.stats.released += 1
-            self._forget(message)
-
-        async with anyio.create_task_group() as tg:
-            for message in messages:
-                tg.start_soon(release, message)
+        return await self._executor.perform(message, action)
 
     async def _release_unstarted(self) -> None:
         with anyio.CancelScope(shield=True):
-            await self._release([m for m in self._held if m not in self._started])
-
-    async def _dead_letter(self, message: Message[Any], reason: str, error: BaseException) -> None:
-        """Copy the message to the dead-letter queue with the reason, then delete it: never lose it."""
-        queue = self._by_queue[message.queue].queue
-        target = queue.dead_letter
-        assert target is not None, "decide() dead-letters only where there is a dead-letter queue"
-        attributes = _reason_attributes(message, reason, error, queue.name)
-        try:
-            try:
-                await target.forward(message, attributes=attributes)
-            except MessageError:  # no room for the reason: the message itself matters more
-                await target.forward(message)
-            await message.ack()
-        except QfanError as exc:
-            logger.error("worker %s: dead-lettering %s failed: %s", self.worker.name, message.message_id, exc)
-            await self._retry(message, self.worker.backoff.delay(message.receive_count))
-            return
-        logger.warning("worker %s: dead-lettered %s: %s", self.worker.name, message.message_id, reason)
-        self.stats.dead_lettered += 1
+            await self._executor.release([m for m in self._held if m not in self._started])
 
 
 def _take_free(slots: anyio.Semaphore, most: int) -> int:
@@ -453,17 +385,3 @@ def _take_free(slots: anyio.Semaphore, most: int) -> int:
             break
         taken += 1
     return taken
-
-
-def _reason_attributes(
-    message: Message[Any], reason: str, error: BaseException, source: str
-) -> dict[str, AttributeValue]:
-    """As many reason attributes as fit beside the message's own (SQS allows 10), most useful first."""
-    candidates: list[tuple[str, AttributeValue]] = [
-        (DEAD_LETTER_REASON, reason[:_MAX_REASON]),
-        (DEAD_LETTER_ERROR, type(error).__name__),
-        (DEAD_LETTER_RECEIVE_COUNT, message.receive_count),
-        (DEAD_LETTER_SOURCE, source),
-    ]
-    room = MAX_ATTRIBUTES - len(message.wire_attributes)
-    return dict(candidates[: max(0, room)])

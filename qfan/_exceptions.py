@@ -4,6 +4,7 @@ Everything qfan raises derives from :class:`QfanError`::
 
     QfanError
     ├── ConfigError                 bad option, range or combination (raised before any I/O)
+    │   ├── EmulatorUnavailable     a local emulator is not installed or did not come up (log tail)
     │   └── ResourceConflict        an existing resource's attributes differ from the declaration
     │       ├── QueueConflict
     │       └── TopicConflict
@@ -96,6 +97,13 @@ class QfanError(Exception):
 
 class ConfigError(QfanError, ValueError):
     """An option is out of range, inconsistent, or otherwise unusable."""
+
+
+class EmulatorUnavailable(ConfigError):
+    """A local emulator cannot run here: its package is missing, or it did not come up.
+
+    When it was started and failed, the message ends with the tail of its log.
+    """
 
 
 class ResourceConflict(ConfigError):

@@ -6,67 +6,16 @@ credentials and region) at the emulator for the duration of the block, so the sa
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
 import anyio.to_thread
 
-from ._exceptions import ConfigError
+from ._emulators import RunningEmulator, running_in_process
 
-#: Account id moto uses for every resource.
-MOTO_ACCOUNT_ID = "123456789012"
-
-
-@dataclass(frozen=True, slots=True)
-class LocalEmulator:
-    """A running embedded emulator.
-
-    Attributes:
-        endpoint_url: where it listens, e.g. ``http://127.0.0.1:54321``.
-        region: the region its environment points at.
-        environment: the variables that point AWS clients (qfan's, boto3's, the AWS CLI's) at it.
-    """
-
-    endpoint_url: str
-    region: str
-    environment: Mapping[str, str] = field(default_factory=dict)
-
-
-def _moto_server(port: int) -> Any:
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:
-        raise ConfigError("the embedded emulator needs moto: pip install 'qfan[local]'") from exc
-    return ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-
-
-@contextmanager
-def running_moto(port: int = 0, region: str = "us-east-1") -> Iterator[LocalEmulator]:
-    """Run a moto server in a background thread of this process (blocking form, for the CLI)."""
-    server = _moto_server(port)
-    # werkzeug logs every request at INFO; an emulator for local runs should be quiet.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server.start()
-    try:
-        host, bound = server.get_host_and_port()
-        endpoint = f"http://{host}:{bound}"
-        yield LocalEmulator(
-            endpoint_url=endpoint,
-            region=region,
-            environment={
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": region,
-                "AWS_REGION": region,
-            },
-        )
-    finally:
-        server.stop()
+#: A running embedded emulator: the launcher's one record (endpoint, region, environment, and which it is).
+LocalEmulator = RunningEmulator
 
 
 @contextmanager
@@ -110,8 +59,11 @@ async def local(
             ``AWS_ENDPOINT_URL``, dummy credentials and region; every other ``AWS_*`` variable, such as a
             session token, a per-service endpoint or a profile, is unset, and the shared config files are
             hidden), so that any ``App()`` inside the block uses the emulator. All is restored afterwards.
+
+    Raises:
+        EmulatorUnavailable: moto is not installed (``pip install 'qfan[local]'``), or ``port`` is taken.
     """
-    manager = running_moto(port, region)
+    manager = running_in_process(port=port, region=region)
     emulator = await anyio.to_thread.run_sync(manager.__enter__)
     try:
         if set_environment:

@@ -10,6 +10,7 @@ from ._attributes import AttributeValue, from_wire
 from ._codec import Decoder
 from ._envelope import AcceptedTopics, SnsEnvelope, looks_like_envelope, unwrap
 from ._exceptions import ChecksumMismatch, ConfigError, DecodeError, MessageError, PayloadRefused
+from ._limits import MAX_VISIBILITY as MAX_VISIBILITY  # re-exported: _queue imports it from here
 from ._payloads import Fetched
 from ._pointer import PayloadLocation
 from ._transport import ReceivedMessage, WireAttributes, corruption_of
@@ -17,7 +18,6 @@ from ._transport import ReceivedMessage, WireAttributes, corruption_of
 T = TypeVar("T")
 
 _UNSET = object()
-MAX_VISIBILITY = 43_200
 
 
 class Settler(Protocol):

@@ -9,7 +9,7 @@ from typing import Any
 from ._backoff import Backoff
 from ._exceptions import ConfigError
 from ._handler import Handler
-from ._limits import MAX_VISIBILITY as MAX_VISIBILITY  # re-exported: _app imports it from here
+from ._limits import MAX_VISIBILITY as MAX_VISIBILITY  # re-exported: _app_workers imports it from here
 from ._message import Message
 from ._priority import PriorityQueue
 from ._queue import Queue

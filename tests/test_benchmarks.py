@@ -67,9 +67,10 @@ def test_every_scenario_and_client_at_tiny_size(emulator: Emulator, harness: obj
         assert f"| {client} |" in markdown
 
 
-def test_qfan_bench_runs_the_harness_of_this_checkout() -> None:
+def test_python_m_benchmarks_runs_from_the_checkout() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "qfan", "bench", "--help"],
+        [sys.executable, "-m", "benchmarks", "--help"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,10 +6,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio.to_thread
+import pytest
 
-from qfan import Offload
+from qfan import ConfigError, Offload
+from qfan._cli import _load_app
 
 from .helpers import AppFactory
 from .support.aws import raw_client
@@ -112,3 +115,23 @@ async def test_receive_reads_offloaded_bodies_from_the_buckets_it_is_given(
         listed = await s3.list_objects_v2(Bucket=bucket)
     assert [f"s3://{bucket}/{item['Key']}" for item in listed["Contents"]] != [record["payload"]]
     assert len(listed["Contents"]) == 1
+
+
+def test_run_imports_the_app_from_the_current_directory_without_keeping_it_on_sys_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"cli_app_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("import qfan\n\napp = qfan.App('from-cwd')\n")
+    monkeypatch.chdir(tmp_path)
+    # As under the ``qfan`` console script, whose sys.path has the script's directory, not the current one.
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry not in ("", str(tmp_path))])
+    before = list(sys.path)
+    try:
+        app = _load_app(f"{name}:app")
+    finally:
+        sys.modules.pop(name, None)
+    assert app.name == "from-cwd"
+    assert sys.path == before
+    with pytest.raises(ConfigError, match="cannot import"):
+        _load_app(f"{name}_missing:app")
+    assert sys.path == before

@@ -2,11 +2,15 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import qfan
+from qfan._emulators import Recipe, running_process
 
 ROOT = Path(__file__).parent.parent
 
@@ -23,6 +27,67 @@ async def test_local_points_apps_at_the_embedded_emulator() -> None:
             [message] = await queue.receive(wait=5)
             assert message.body == {"hello": "local"}
     assert os.environ.get("AWS_ENDPOINT_URL") == before
+
+
+async def test_local_runs_moto_in_this_process() -> None:
+    async with qfan.local(set_environment=False) as emulator:
+        assert (emulator.name, emulator.pid, emulator.log_path) == ("moto", None, None)
+        assert emulator.account_id == "123456789012"
+        assert emulator.environment["AWS_ENDPOINT_URL"] == emulator.endpoint_url
+
+
+async def test_local_on_a_taken_port_fails_at_once() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(qfan.EmulatorUnavailable, match=r"cannot listen on 127\.0\.0\.1:"):
+            async with qfan.local(port=taken.getsockname()[1]):
+                pass
+
+
+# Plays an emulator that loses the race for its first port, then serves 200 on every path.
+_LOSES_FIRST_PORT = """
+import http.server, pathlib, sys
+port, marker = int(sys.argv[1]), pathlib.Path(sys.argv[2]) / "tried"
+if not marker.exists():
+    marker.touch()
+    sys.exit("OSError: [Errno 98] Address already in use")
+http.server.ThreadingHTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+def test_process_emulator_is_started_again_after_losing_its_port() -> None:
+    recipe = Recipe("flaky", (sys.executable, "-c", _LOSES_FIRST_PORT, "{port}", "{workdir}"), "/", "0" * 12)
+    with running_process(recipe, region="eu-west-1", timeout=20) as emulator:
+        assert emulator.pid is not None
+        assert emulator.log_path is not None
+        os.kill(emulator.pid, 0)  # alive, and a process of its own
+        assert emulator.pid != os.getpid()
+        assert "--- attempt 2 on port" in emulator.log_path.read_text()
+        assert emulator.environment["AWS_DEFAULT_REGION"] == "eu-west-1"
+        workdir = emulator.log_path.parent
+    assert not workdir.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(emulator.pid, 0)
+
+
+def test_process_emulator_that_exits_reports_its_log() -> None:
+    exits = "print('no such service'); raise SystemExit(3)"
+    recipe = Recipe("broken", (sys.executable, "-c", exits), "/", "")
+    with (
+        pytest.raises(qfan.EmulatorUnavailable, match=r"(?s)exited with status 3.*no such service"),
+        running_process(recipe, timeout=20),
+    ):
+        pass
+
+
+def test_missing_emulator_package_is_reported() -> None:
+    recipe = Recipe("absent", ("true",), "/", "", requires="qfan_no_such_module", install_hint="pip it")
+    with (
+        pytest.raises(qfan.EmulatorUnavailable, match="absent is not installed: pip it"),
+        running_process(recipe),
+    ):
+        pass
 
 
 def test_quickstart_in_readme_is_the_example_and_runs() -> None:

@@ -1,0 +1,12 @@
+"""The AWS limits qfan checks in more than one module, defined once.
+
+Values are AWS's documented quotas, not qfan's choices; qfan checks them before calling, so that a wrong
+value is a :class:`~qfan.ConfigError` at the call site rather than an ``InvalidParameterValue`` from SQS.
+"""
+
+from __future__ import annotations
+
+#: The longest visibility timeout SQS accepts, in seconds (12 hours): for ``ReceiveMessage``,
+#: ``ChangeMessageVisibility`` and a queue's ``VisibilityTimeout`` alike. It also caps backoff delays, which
+#: qfan applies through the visibility timeout.
+MAX_VISIBILITY = 43_200
