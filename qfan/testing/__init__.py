@@ -15,6 +15,16 @@ Example::
         await orders.send({"id": 1})
         [message] = await orders.receive()
 
+To test a worker's handler, :class:`Harness` runs the app's workers and reports what they did with each
+message it delivers::
+
+    async with qfan.testing.Harness(app) as harness:
+        result = await harness.deliver(orders, {"id": 1})
+    assert result.acked  # or .retried (result.retry_after), .dead_lettered (result.reason)
+
+``qfan.testing.pytest_plugin`` (an opt-in pytest plugin: ``pytest_plugins = ["qfan.testing.pytest_plugin"]``
+in a root ``conftest.py``) provides the ``memory_transport`` and ``qfan_harness`` fixtures.
+
 Apps built on one ``MemoryTransport`` share its state, as processes share one AWS account; make a new one
 per test. qfan's own behaviour tests do not use these planes: they run over HTTP against real emulator
 processes, and a contract suite (``tests/contract``) holds the memory planes to the same observable
@@ -25,11 +35,14 @@ Attributes:
     MemorySqs: SQS's data and control plane.
     MemorySns: SNS, delivering to a ``MemorySqs``.
     MemoryS3: S3 for offloaded payloads.
+    Harness: runs an app's workers and reports how each delivered message was settled.
+    Delivery: what a worker did with one message (acked, retried, dead-lettered, released).
 """
 
+from ._harness import Delivery, Harness
 from ._s3 import MemoryS3
 from ._sns import MemorySns
 from ._sqs import MemorySqs
 from ._transport import MemoryTransport
 
-__all__ = ["MemoryS3", "MemorySns", "MemorySqs", "MemoryTransport"]
+__all__ = ["Delivery", "Harness", "MemoryS3", "MemorySns", "MemorySqs", "MemoryTransport"]
