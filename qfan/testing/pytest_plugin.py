@@ -1,7 +1,7 @@
 """pytest fixtures to test code built on qfan without an emulator: ``memory_transport``, ``qfan_harness``.
 
-Opt-in, so that test runs which do not use it never import qfan: load it with
-``pytest_plugins = ["qfan.testing.pytest_plugin"]`` in a root ``conftest.py``, or ``-p qfan.testing.pytest_plugin``.
+Opt-in, so that test runs which do not use it never import qfan: load it with ``pytest_plugins =
+["qfan.testing.pytest_plugin"]`` in a root ``conftest.py``, or ``-p qfan.testing.pytest_plugin``.
 
 - ``memory_transport``: a fresh :class:`~qfan.testing.MemoryTransport` per test (a sync fixture).
 - ``qfan_harness``: a factory, ``harness = await qfan_harness(app)``, that starts a
