@@ -1,4 +1,8 @@
-import anyio, msgspec, qfan
+import anyio
+import msgspec
+
+import qfan
+
 
 class Order(msgspec.Struct):
     id: int

@@ -3,13 +3,7 @@
 The public API is exactly what ``__all__`` lists; everything in underscored modules is private.
 """
 
-from ._app import App
-from ._attributes import AttributeValue
-from ._backoff import Backoff
-from ._codec import Format
-from ._consumer import Consumer
-from ._declaration import QueueInfo
-from ._envelope import SnsEnvelope
+from ._app._app import App
 from ._exceptions import (
     AccessDenied,
     Ack,
@@ -49,20 +43,26 @@ from ._exceptions import (
     TopicConflict,
     TransportError,
 )
-from ._hooks import PipelineHooks
 from ._local import LocalEmulator, local
-from ._message import Message
-from ._offload import Offload
-from ._pointer import PayloadLocation
-from ._priority import PriorityQueue
-from ._queue import Queue
-from ._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
+from ._pipeline._hooks import PipelineHooks
+from ._pipeline._message import Message
+from ._pipeline._offload import Offload
+from ._resources._consumer import Consumer
+from ._resources._declaration import QueueInfo
+from ._resources._priority import PriorityQueue
+from ._resources._queue import Queue
+from ._resources._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
+from ._resources._subscription import Subscription
+from ._resources._topic import Topic, TopicInfo
+from ._resources._topology import PlanItem
 from ._rpc import RpcStats
-from ._subscription import Subscription
-from ._topic import Topic, TopicInfo
-from ._topology import PlanItem
 from ._transport import RedactingFilter, RetryPolicy, install_redaction
-from ._worker import Middleware, Worker, WorkerStats
+from ._wire._attributes import AttributeValue
+from ._wire._codec import Format
+from ._wire._envelope import SnsEnvelope
+from ._wire._pointer import PayloadLocation
+from ._worker._backoff import Backoff
+from ._worker._worker import Middleware, Worker, WorkerStats
 
 __version__ = "0.1.0"
 

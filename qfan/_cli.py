@@ -16,12 +16,12 @@ from typing import Any
 import anyio
 import msgspec
 
-from ._app import App
+from ._app._app import App
 from ._demo import run_demo
 from ._emulators import running_in_process
 from ._exceptions import AwsError, ConfigError, QfanError
-from ._offload import Offload
-from ._redrive import move_messages
+from ._pipeline._offload import Offload
+from ._resources._redrive import move_messages
 from ._transport import install_redaction, redact, register_secret
 
 _json = msgspec.json.Encoder()

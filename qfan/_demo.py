@@ -18,10 +18,10 @@ import anyio
 import anyio.lowlevel
 import msgspec
 
-from ._app import App
-from ._offload import Offload
-from ._queue import Queue
-from ._topic import Topic
+from ._app._app import App
+from ._pipeline._offload import Offload
+from ._resources._queue import Queue
+from ._resources._topic import Topic
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qfan import DecodeError, EncodeError
-from qfan._codec import BYTES, JSON, MSGPACK, TEXT, Decoder, Encoder
+from qfan._wire._codec import BYTES, JSON, MSGPACK, TEXT, Decoder, Encoder
 
 
 class Point(msgspec.Struct):

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 import qfan
-from qfan._attributes import to_wire, wire_size
 from qfan._transport import RetryPolicy, error_for_code, resolve_endpoint
+from qfan._wire._attributes import to_wire, wire_size
 
 
 def test_endpoint_precedence() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 import qfan
-from qfan._settle import Action, DeadLetter, Delete
+from qfan._worker._settle import Action, DeadLetter, Delete
 
 from .helpers import AppFactory
 from .test_workers import run_until

@@ -2,7 +2,7 @@
 
 import pytest
 
-from qfan._pointer import PayloadLocation, parse_pointer, pointer_body, split_receipt_handle
+from qfan._wire._pointer import PayloadLocation, parse_pointer, pointer_body, split_receipt_handle
 
 LOCATION = PayloadLocation("my-bucket", "a-b/c-d-e")
 

@@ -2,7 +2,7 @@
 
 import json
 
-from qfan._queue_policy import merge_sns_statement, statement_id
+from qfan._resources._queue_policy import merge_sns_statement, statement_id
 
 QUEUE = "arn:aws:sqs:eu-west-1:111122223333:orders"
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:events"

@@ -4,7 +4,7 @@ import anyio
 import pytest
 
 import qfan
-from qfan._scheduler import Scheduler
+from qfan._worker._scheduler import Scheduler
 
 
 async def grants(scheduler: Scheduler, waiting: dict[int, int], count: int) -> list[int]:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 import qfan
-from qfan._settle import Action, DeadLetter, Delete, RetryAfter, Settled, SettlePolicy, decide
+from qfan._worker._settle import Action, DeadLetter, Delete, RetryAfter, Settled, SettlePolicy, decide
 
 STEADY = qfan.Backoff(initial=2, maximum=60, jitter=0)  # delays 2, 4, 8, ... capped at 60
 WITH_DLQ = SettlePolicy(STEADY, attempts_limit=3, has_dead_letter=True)

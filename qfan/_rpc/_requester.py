@@ -19,15 +19,15 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from .._attributes import AttributeValue, from_wire
-from .._codec import Decoder
-from .._connection import Connection
 from .._exceptions import PayloadError, QfanError, QueueNotFound, RemoteError, RequestTimeout
-from .._inbound import arrive
-from .._payloads import Payloads
-from .._pointer import PayloadLocation
-from .._queue import Queue
+from .._pipeline._connection import Connection
+from .._pipeline._inbound import arrive
+from .._pipeline._payloads import Payloads
+from .._resources._queue import Queue
 from .._transport import ReceiptEntry, ReceivedMessage, VisibilityEntry
+from .._wire._attributes import AttributeValue, from_wire
+from .._wire._codec import Decoder
+from .._wire._pointer import PayloadLocation
 from ._protocol import (
     CORRELATION_ID,
     ERROR_TYPE,

@@ -16,15 +16,15 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from .._codec import Encoder
-from .._connection import Connection
 from .._exceptions import ConfigError, HandlerOutcome, MessageTooLarge, QfanError, Reject
-from .._handler import Handler
-from .._message import Message
-from .._outgoing import Destination, Outgoing, fit, prepare, verify_sent
-from .._payloads import Payloads
-from .._queue import Queue
+from .._pipeline._connection import Connection
+from .._pipeline._message import Message
+from .._pipeline._outgoing import Destination, Outgoing, fit, prepare, verify_sent
+from .._pipeline._payloads import Payloads
+from .._resources._queue import Queue
 from .._transport import SendEntry
+from .._wire._codec import Encoder
+from .._worker._handler import Handler
 from ._protocol import CORRELATION_ID, ERROR_TYPE, REPLY_MAX_SIZE, REPLY_PREFIX, RESPONSE_QUEUE_URL
 
 logger = logging.getLogger("qfan")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from .._connection import Connection
 from .._exceptions import ConfigError
+from .._pipeline._connection import Connection
 from ._protocol import HEARTBEAT_SECONDS, HEARTBEAT_TAG, MIN_SWEEP_IDLE, REPLY_PREFIX
 
 

@@ -17,16 +17,16 @@ from typing import Any, Literal, cast
 
 import anyio
 
-from .._app import App
-from .._attributes import AttributeValue, encode_attributes
+from .._app._app import App
 from .._exceptions import ConfigError, MessageError, QfanError
-from .._hooks import CallNext, PipelineHooks
-from .._message import Message
-from .._priority import PriorityQueue
-from .._queue import Queue
-from .._settle import Action, DeadLetter, Delete, Release, RetryAfter, Settled
+from .._pipeline._hooks import CallNext, PipelineHooks
+from .._pipeline._message import Message
+from .._resources._priority import PriorityQueue
+from .._resources._queue import Queue
 from .._transport import AwsTransport, SendEntry, Transport, error_for_code
-from .._worker import Worker
+from .._wire._attributes import AttributeValue, encode_attributes
+from .._worker._settle import Action, DeadLetter, Delete, Release, RetryAfter, Settled
+from .._worker._worker import Worker
 
 Outcome = Literal["acked", "retried", "dead_lettered", "released"]
 _POLL = 0.005  # seconds between looks at what hooks cannot announce (an ack or a nack carried out)

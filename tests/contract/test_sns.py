@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import qfan
-from qfan._envelope import unwrap
 from qfan._transport import PublishEntry, WireAttribute
+from qfan._wire._envelope import unwrap
 
 from .conftest import Planes
 

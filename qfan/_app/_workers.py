@@ -1,0 +1,322 @@
+"""The App's workers: registering handlers and responders, requests, hooks, and running them all."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any, TypeVar, cast
+
+import anyio
+import anyio.abc
+
+from .._exceptions import ConfigError, QfanError
+from .._pipeline._connection import Connection
+from .._pipeline._hooks import HookSet, PipelineHooks
+from .._resources._priority import PriorityQueue
+from .._resources._queue import Queue
+from .._rpc import (
+    ReplyAddresses,
+    ReplyRouter,
+    ReplySender,
+    Responder,
+    RpcStats,
+    sweep_reply_queues,
+)
+from .._worker._backoff import Backoff
+from .._worker._engine import WorkerEngine
+from .._worker._handler import Handler
+from .._worker._worker import MAX_VISIBILITY, Middleware, Worker, WorkerStats
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+Hook = Callable[[], Awaitable[None]]
+
+logger = logging.getLogger("qfan")
+
+
+class WorkerRegistry:
+    """What an App runs: workers and responders over its queues, and the requests it makes."""
+
+    name: str
+    _queues: dict[str, Queue[Any]]
+    _priority_queues: dict[str, PriorityQueue[Any]]
+    _workers: dict[str, Worker]
+    _middleware: list[Middleware]
+    _hooks: HookSet
+    _startup: list[Hook]
+    _shutdown: list[Hook]
+    _stop: anyio.Event | None
+    _replies: ReplyRouter
+    _reply_sender: ReplySender
+    _services: anyio.abc.TaskGroup | None
+    _connection: Connection | None
+
+    def _connect(self) -> Connection:
+        raise NotImplementedError  # the App's
+
+    # -- workers --------------------------------------------------------------------------------------
+
+    def worker(
+        self,
+        queue: Queue[Any] | PriorityQueue[Any],
+        *,
+        name: str | None = None,
+        concurrency: int = 10,
+        prefetch: int | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        visibility_timeout: int | None = None,
+        max_extension: int = MAX_VISIBILITY,
+        batch_size: int | None = None,
+        receive_wait: int | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as the handler of ``queue``; the function is returned unchanged.
+
+        Args:
+            queue: a queue registered on this app, or a priority queue (the worker consumes all its levels,
+                sharing its handlers between them as the priority queue's ``mode`` says; it holds up to
+                ``concurrency + prefetch`` messages per level).
+            name: the worker's name (default: the function's qualified name).
+            concurrency: handlers running at once (FIFO queues: message groups at once).
+            prefetch: messages received ahead of free handlers (default: ``min(concurrency, 10)``).
+            max_attempts: receives before a failing message is dead-lettered (default: the queue's
+                ``max_receives`` when it has a dead-letter queue, else unlimited).
+            backoff: delays between attempts (default ``Backoff()``: 1 s doubling to 15 min, jittered).
+            visibility_timeout: visibility asked for on receive (default: the queue's); the heartbeat
+                keeps extending it while the message is held.
+            max_extension: the longest the heartbeat keeps one message invisible (seconds, <= 12 h).
+            batch_size: make this a batch handler taking ``list[qfan.Message[T]]`` (1-10 per call).
+            receive_wait: long-poll seconds per receive (default: the queue's, else 20). moto's FIFO long
+                polls do not notice groups that become free while they wait: use 1-2 s on moto.
+        """
+
+        def register(function: F) -> F:
+            handler = Handler.inspect(function, batch=batch_size is not None)
+            self._add_worker(
+                name or handler.name,
+                queue,
+                handler,
+                concurrency,
+                prefetch,
+                max_attempts=max_attempts,
+                backoff=backoff or Backoff(),
+                visibility_timeout=visibility_timeout,
+                max_extension=max_extension,
+                batch_size=batch_size,
+                receive_wait=receive_wait,
+            )
+            return function
+
+        return register
+
+    def _add_worker(
+        self,
+        name: str,
+        queue: Queue[Any] | PriorityQueue[Any],
+        handler: Handler,
+        concurrency: int,
+        prefetch: int | None,
+        **options: Any,
+    ) -> None:
+        worker = Worker(
+            name=name,
+            queue=queue,
+            handler=handler,
+            concurrency=concurrency,
+            prefetch=min(concurrency, 10) if prefetch is None else prefetch,
+            **options,
+        )
+        if self._queues.get(queue.name) is not queue and self._priority_queues.get(queue.name) is not queue:
+            raise ConfigError(f"worker {worker.name}: queue {queue.name!r} is not registered on this app")
+        if worker.name in self._workers:
+            raise ConfigError(f"a worker named {worker.name!r} is already registered")
+        self._workers[worker.name] = worker
+
+    def responder(
+        self,
+        queue: Queue[Any],
+        *,
+        name: str | None = None,
+        concurrency: int = 10,
+        prefetch: int | None = None,
+        reply_to: Iterable[str] = (),
+        expose_errors: bool = False,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as a responder: its return value answers each request.
+
+        Requests come from :meth:`request` (or any client that sets the ``ResponseQueueUrl`` and
+        ``qfan-correlation-id`` attributes). The reply address is checked before the handler runs: a
+        request naming a queue outside the allowed reply queues (see :class:`ReplyAddresses`) is
+        dead-lettered with the reason, unhandled, and nothing is sent there. When the handler raises, the
+        requester gets a ``qfan.RemoteError`` with the exception's type (and its message only with
+        ``expose_errors=True``), the responder logs the exception with the correlation id, and the request
+        is deleted; ``qfan.Retry``/``qfan.Reject`` keep their worker meaning. A message without a reply
+        address is handled and deleted like any worker's. The function is returned unchanged.
+
+        Args:
+            queue: the request queue.
+            name: the worker's name (default: the function's).
+            concurrency: requests handled at once.
+            prefetch: requests held received but not started.
+            reply_to: reply queues allowed besides those qfan requesters create (``qfan-reply-*`` on the
+                request queue's endpoint and account): name patterns, or full queue URL patterns.
+            expose_errors: send the text of a handler's exception to the requester.
+        """
+        ReplyAddresses(reply_to)  # a bad pattern is a ConfigError here, not when the first request comes
+
+        def register(function: F) -> F:
+            responder = Responder(
+                queue,
+                Handler.inspect(function, batch=False),
+                self._connect,
+                self._reply_sender,
+                reply_to=reply_to,
+                expose_errors=expose_errors,
+                concurrency=concurrency,
+            )
+            handler = responder.handler()
+            self._add_worker(name or handler.name, queue, handler, concurrency, prefetch)
+            return function
+
+        return register
+
+    async def request(
+        self,
+        queue: Queue[Any],
+        value: Any,
+        *,
+        response_type: type[T] | Any = Any,
+        timeout: float = 30.0,  # noqa: ASYNC109 - the request's own deadline, part of the public API
+        attributes: Mapping[str, Any] | None = None,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+    ) -> Any:
+        """Send ``value`` to a responder's queue and wait for its answer, decoded as ``response_type``.
+
+        Raises ``qfan.RequestTimeout`` when no answer comes within ``timeout`` seconds (a late answer is
+        dropped and counted) and ``qfan.RemoteError`` when the responder raised. The reply queue is created
+        on the first request and deleted when the app closes.
+        """
+        if self._services is None:
+            raise QfanError(f"app {self.name!r} is not open: use 'async with app:'")
+        return await self._replies.request(
+            self._connect(),
+            self._services,
+            queue,
+            value,
+            response_type=response_type,
+            timeout=timeout,
+            attributes=attributes,
+            group_id=group_id,
+            dedup_id=dedup_id,
+        )
+
+    @property
+    def rpc_stats(self) -> RpcStats:
+        """Counters of this app's requests (sent, replied, timed out, remote errors, dropped replies)."""
+        return self._replies.stats
+
+    @property
+    def reply_queue_url(self) -> str | None:
+        """This process's reply queue, once the first request created it."""
+        return self._replies.url
+
+    async def sweep_reply_queues(self, idle_seconds: float = 600.0) -> list[str]:
+        """Delete reply queues idle for ``idle_seconds`` (left by crashed processes); returns their URLs."""
+        return await sweep_reply_queues(self._connect(), idle_seconds, keep=self._replies.url)
+
+    def add_hooks(self, hooks: PipelineHooks) -> PipelineHooks:
+        """Register pipeline hooks (see :class:`PipelineHooks`); returns them."""
+        self._hooks.add(hooks)
+        return hooks
+
+    def middleware(self, function: Middleware) -> Middleware:
+        """Register ``async def middleware(message, call_next)`` around every single-message handler."""
+        self._middleware.append(function)
+        return function
+
+    def on_startup(self, function: Hook) -> Hook:
+        """Register a coroutine function run by :meth:`run` before the workers start."""
+        self._startup.append(function)
+        return function
+
+    def on_shutdown(self, function: Hook) -> Hook:
+        """Register a coroutine function run by :meth:`run` after the workers stopped."""
+        self._shutdown.append(function)
+        return function
+
+    @property
+    def workers(self) -> Mapping[str, Worker]:
+        """The registered workers, by name."""
+        return dict(self._workers)
+
+    def stats(self) -> dict[str, WorkerStats]:
+        """Each worker's counters."""
+        return {name: worker.stats for name, worker in self._workers.items()}
+
+    async def run(
+        self,
+        *,
+        workers: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        drain_timeout: float = 30.0,
+        stats_interval: float | None = 60.0,
+    ) -> None:
+        """Run the workers until :meth:`stop` (or cancellation); opens the app if it is not open.
+
+        Args:
+            workers: names of the workers to run (default: all).
+            concurrency: override every selected worker's concurrency.
+            drain_timeout: seconds running handlers get to finish after :meth:`stop`.
+            stats_interval: seconds between log lines with each worker's counters (``None``: never).
+        """
+        chosen = list(self._workers) if workers is None else list(workers)
+        unknown = [name for name in chosen if name not in self._workers]
+        if unknown or not chosen:
+            raise ConfigError(f"no such workers: {unknown}" if unknown else "the app has no workers to run")
+        selected = [self._workers[name] for name in chosen]
+        if concurrency is not None:
+            selected = [dataclasses.replace(w, concurrency=concurrency) for w in selected]
+        # A stop() that came before run() got here (a signal during start-up) is honoured, not lost.
+        stop = self._stop = self._stop or anyio.Event()
+        async with AsyncExitStack() as stack:
+            if self._connection is None:  # run() opens the app itself when it is not open yet
+                await stack.enter_async_context(cast("AbstractAsyncContextManager[Any]", self))
+            for hook in self._startup:
+                await hook()
+            try:
+                async with anyio.create_task_group() as tg:
+                    if stats_interval:
+                        tg.start_soon(self._log_stats, selected, stats_interval, stop)
+                    for worker in selected:
+                        engine = WorkerEngine(worker, self._middleware, self._hooks)
+                        tg.start_soon(engine.run, stop, drain_timeout)
+            finally:
+                self._stop = None  # the next run() starts afresh
+                with anyio.CancelScope(shield=True):
+                    for hook in self._shutdown:
+                        await hook()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called on the current :meth:`run`."""
+        return self._stop is not None and self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop gracefully (stop receiving, release unstarted, drain, return).
+
+        Called before :meth:`run` has started (or while it starts), the coming run stops at once.
+        """
+        if self._stop is None:
+            self._stop = anyio.Event()
+        self._stop.set()
+
+    @staticmethod
+    async def _log_stats(workers: list[Worker], interval: float, stop: anyio.Event) -> None:
+        while not stop.is_set():
+            with anyio.move_on_after(interval):
+                await stop.wait()
+            for worker in workers:
+                logger.info("worker %s: %s", worker.name, worker.stats.summary())

@@ -1,0 +1,84 @@
+"""What an open App hands to its handles: SQS at once, SNS and S3 when first needed, every call retried."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import anyio
+
+from .._transport import (
+    ConnectionSettings,
+    RetryingObjectStore,
+    RetryingSns,
+    RetryingSqs,
+    RetryPolicy,
+    Transport,
+)
+from ._hooks import HookSet
+
+
+class Connection:
+    """An open connection to AWS (or to whatever planes the transport provides).
+
+    SQS is opened with the connection; SNS and S3 are opened the first time something asks for them, into
+    the same exit stack, so what is registered on an app (and when) never decides which clients it opened.
+
+    Attributes:
+        sqs: SQS's data and control planes, every call retried.
+        linger: seconds a batch waits for more entries before it is sent.
+        retry: the policy every call goes through.
+        hooks: the app's pipeline hooks.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        settings: ConnectionSettings,
+        retry: RetryPolicy,
+        linger: float,
+        stack: AsyncExitStack,
+        sqs: RetryingSqs,
+        hooks: HookSet | None = None,
+    ) -> None:
+        self.sqs = sqs
+        self.hooks = hooks if hooks is not None else HookSet()
+        self.linger = linger
+        self.retry = retry
+        self._transport = transport
+        self._settings = settings
+        self._stack = stack
+        self._sns: RetryingSns | None = None
+        self._s3: RetryingObjectStore | None = None
+        self._lock = anyio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        transport: Transport,
+        settings: ConnectionSettings,
+        retry: RetryPolicy,
+        linger: float,
+        stack: AsyncExitStack,
+        hooks: HookSet | None = None,
+    ) -> Connection:
+        """Open SQS into ``stack`` (closed with it, as SNS and S3 will be)."""
+        data, control = await stack.enter_async_context(transport.open_sqs(settings))
+        return cls(transport, settings, retry, linger, stack, RetryingSqs(data, control, retry), hooks)
+
+    async def sns(self) -> RetryingSns:
+        """The SNS plane, opened on first use."""
+        if self._sns is None:
+            async with self._lock:
+                if self._sns is None:
+                    plane = await self._stack.enter_async_context(self._transport.open_sns(self._settings))
+                    self._sns = RetryingSns(plane, self.retry)
+        return self._sns
+
+    async def s3(self) -> RetryingObjectStore:
+        """The S3 plane of offloaded payloads, opened on first use."""
+        if self._s3 is None:
+            async with self._lock:
+                if self._s3 is None:
+                    plane = await self._stack.enter_async_context(self._transport.open_s3(self._settings))
+                    self._s3 = RetryingObjectStore(plane, self.retry)
+        return self._s3

@@ -1,0 +1,104 @@
+"""Hooks on the two pipelines: where instrumentation (tracing, metrics) and policies plug in, once.
+
+- ``before_send(destination, attributes)``: for every message a queue or topic sends, before it
+  is encoded and measured; may add or change attributes in place (trace context), or raise to refuse it.
+- ``after_send(destination, result)``: for every entry a batch call answered: its message id or its error.
+- ``after_receive(message)``: for every message that arrived, whoever received it (a queue, a worker, the
+  reply router); its ``body`` may raise, as always for a bad message.
+- ``around_handler(message, call_next)``: around every single-message handler a worker runs.
+- ``after_settle(message, action)``: after a worker decided what becomes of a message (a
+  :mod:`~qfan._settle` action), before carrying it out.
+
+With no hooks registered the pipelines skip all of this (one truth test per batch or message).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .._exceptions import QfanError
+from .._wire._attributes import AttributeValue
+
+if TYPE_CHECKING:
+    from .._worker._settle import Action
+    from ._message import Message
+
+CallNext = Callable[[], Awaitable[Any]]
+
+
+class PipelineHooks:
+    """Subclass and override the hooks you need; register with ``App(hooks=[...])`` or :meth:`App.add_hooks`.
+
+    Hooks run inline on qfan's hot paths: keep them quick, and let them raise only on purpose (an exception
+    from ``before_send`` fails that send; from ``after_*`` hooks it is logged and ignored).
+    """
+
+    def before_send(self, destination: str, attributes: dict[str, AttributeValue]) -> None:
+        """A message is about to be encoded for ``destination``; ``attributes`` may be changed in place."""
+
+    def after_send(self, destination: str, result: str | QfanError) -> None:
+        """A batch call answered for one message: its message id, or the error it ended with."""
+
+    def after_receive(self, message: Message[Any]) -> None:
+        """A message arrived (decoding its body is left to whoever asks for it)."""
+
+    async def around_handler(self, message: Message[Any], call_next: CallNext) -> Any:
+        """Runs the handler (``await call_next()``); override to wrap it."""
+        return await call_next()
+
+    def after_settle(self, message: Message[Any], action: Action) -> None:
+        """A worker decided ``action`` for ``message`` (before carrying it out)."""
+
+
+class HookSet:
+    """The hooks registered on one app, called in registration order; falsy when there are none."""
+
+    def __init__(self, hooks: Iterable[PipelineHooks] = ()) -> None:
+        self._hooks: list[PipelineHooks] = []
+        self._around: list[PipelineHooks] = []
+        for hook in hooks:
+            self.add(hook)
+
+    def add(self, hook: PipelineHooks) -> None:
+        """Register ``hook`` (it takes effect for messages sent and received from now on)."""
+        if not isinstance(hook, PipelineHooks):
+            raise TypeError(f"hooks must subclass qfan.PipelineHooks, got {type(hook).__name__}")
+        self._hooks.append(hook)
+        if type(hook).around_handler is not PipelineHooks.around_handler:
+            self._around.append(hook)
+
+    def __bool__(self) -> bool:
+        return bool(self._hooks)
+
+    def before_send(
+        self, destination: str, attributes: dict[str, AttributeValue]
+    ) -> dict[str, AttributeValue]:
+        for hook in self._hooks:
+            hook.before_send(destination, attributes)
+        return attributes
+
+    def after_send(self, destination: str, result: str | QfanError) -> None:
+        for hook in self._hooks:
+            _observe(hook.after_send, destination, result)
+
+    def after_receive(self, message: Message[Any]) -> None:
+        for hook in self._hooks:
+            _observe(hook.after_receive, message)
+
+    def after_settle(self, message: Message[Any], action: Action) -> None:
+        for hook in self._hooks:
+            _observe(hook.after_settle, message, action)
+
+    @property
+    def around(self) -> list[Callable[[Message[Any], CallNext], Awaitable[Any]]]:
+        """The ``around_handler`` hooks that do something (outermost first)."""
+        return [hook.around_handler for hook in self._around]
+
+
+def _observe(hook: Callable[..., None], *args: Any) -> None:
+    try:
+        hook(*args)
+    except Exception:  # an observer's failure must not fail the message
+        logging.getLogger("qfan").exception("pipeline hook %r failed", hook)

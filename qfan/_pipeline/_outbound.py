@@ -1,0 +1,200 @@
+"""The one way a message leaves: prepare -> offload -> coalesce -> send -> verify -> a result per message.
+
+Queues and topics send through an :class:`Outbound` each; forwarding (and dead-lettering, redrive) sends
+prepared copies through the target queue's; request/response replies use the same stages (``prepare``,
+``fit``, ``verify_sent``) for a reply address. What differs between SQS and SNS is only the batch call,
+:func:`sqs_batches` or :func:`sns_batches`. :class:`~qfan._hooks.PipelineHooks` see every message before it
+is encoded and every result after it is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import anyio
+
+from .._exceptions import BatchSendError, QfanError
+from .._transport import PublishEntry, RetryingSns, RetryingSqs, SendEntry
+from .._wire._attributes import AttributeValue
+from .._wire._codec import Encoder
+from ._batching import Coalescer
+from ._hooks import HookSet
+from ._outgoing import Destination, Outgoing, chunks, fit, prepare, verify_sent
+from ._payloads import Payloads
+
+T = TypeVar("T")
+
+SendBatch = Callable[[Sequence[Outgoing]], Awaitable[list[str | QfanError]]]
+"""Sends one batch (at most 10 entries and the destination's size) and returns a result per entry."""
+
+_SEND_MANY_CONCURRENCY = 8
+
+
+def sqs_batches(sqs: RetryingSqs, queue_url: str, fifo: bool) -> SendBatch:
+    """SendMessageBatch to ``queue_url``, each sent entry's digests checked against what was sent."""
+
+    async def send(batch: Sequence[Outgoing]) -> list[str | QfanError]:
+        entries = [
+            SendEntry(str(i), e.body, e.attributes, e.delay, e.group_id, e.dedup_id)
+            for i, e in enumerate(batch)
+        ]
+        sent, errors = await sqs.send_batch(queue_url, entries)
+        results = _unanswered("SendMessageBatch", len(batch))
+        for ok in sent:
+            results[int(ok.id)] = verify_sent(ok, batch[int(ok.id)], fifo)
+        for entry_id, error in errors.items():
+            results[int(entry_id)] = error
+        return results
+
+    return send
+
+
+def sns_batches(sns: RetryingSns, topic_arn: str) -> SendBatch:
+    """PublishBatch to ``topic_arn`` (SNS reports no digests to check)."""
+
+    async def send(batch: Sequence[Outgoing]) -> list[str | QfanError]:
+        entries = [
+            PublishEntry(str(i), e.body, e.attributes, e.subject, e.group_id, e.dedup_id)
+            for i, e in enumerate(batch)
+        ]
+        published, errors = await sns.publish_batch(topic_arn, entries)
+        results = _unanswered("PublishBatch", len(batch))
+        for ok in published:
+            results[int(ok.id)] = ok.message_id
+        for entry_id, error in errors.items():
+            results[int(entry_id)] = error
+        return results
+
+    return send
+
+
+def _unanswered(operation: str, count: int) -> list[str | QfanError]:
+    return [QfanError(f"{operation} returned no result for this entry") for _ in range(count)]
+
+
+class Outbound:
+    """The outbound pipeline of one declared queue or topic.
+
+    Args:
+        destination: what the checks need to know about the queue or topic.
+        encoder: the handle's body encoder.
+        payloads: its offload policy bound to S3 (``None``: bodies never go to S3).
+        send_batch: the batch call (:func:`sqs_batches` or :func:`sns_batches`).
+        linger: seconds a batch waits for concurrent entries.
+        hooks: the app's pipeline hooks.
+    """
+
+    def __init__(
+        self,
+        destination: Destination,
+        encoder: Encoder,
+        payloads: Payloads | None,
+        send_batch: SendBatch,
+        *,
+        linger: float,
+        hooks: HookSet,
+    ) -> None:
+        self.destination = destination
+        self.payloads = payloads
+        self._encoder = encoder
+        self._send_batch = send_batch
+        self._hooks = hooks
+        self._sends: Coalescer[Outgoing, str] = Coalescer(
+            self._send_and_report,
+            linger=linger,
+            max_bytes=destination.max_size,
+            size_of=lambda entry: entry.size,
+            serial=destination.fifo,
+        )
+
+    def prepare(
+        self,
+        value: object,
+        *,
+        delay: int | None = None,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        subject: str | None = None,
+    ) -> Outgoing:
+        """Encode and check one message (size left to :meth:`fit` when it may be offloaded)."""
+        if self._hooks:
+            attributes = self._hooks.before_send(self.destination.name, dict(attributes or {}))
+        entry = prepare(
+            self._encoder,
+            self.destination,
+            value,
+            delay=delay,
+            group_id=group_id,
+            dedup_id=dedup_id,
+            attributes=attributes,
+            check_size=self.payloads is None,
+        )
+        return entry if subject is None else replace(entry, subject=subject)
+
+    async def fit(self, entry: Outgoing) -> Outgoing:
+        """Offload the body if the policy wants it; the entry as it will travel."""
+        return entry if self.payloads is None else await fit(entry, self.payloads, self.destination)
+
+    async def send(self, value: object, **options: Any) -> str:
+        """Send one message, coalesced with concurrent ones; its message id or its own error."""
+        return await self._sends.submit(await self.fit(self.prepare(value, **options)))
+
+    async def send_entry(self, entry: Outgoing) -> str:
+        """Send a message prepared elsewhere (a forwarded copy), coalesced like the others."""
+        return await self._sends.submit(entry)
+
+    async def send_many(
+        self, values: Iterable[T], dedup_id: Callable[[T], str] | None = None, **options: Any
+    ) -> list[str]:
+        """Send many messages in full batches, in order on FIFO destinations; ``BatchSendError`` on failures.
+
+        Every value is encoded and checked, and every large body uploaded, before anything is sent; if an
+        upload fails nothing is sent and the uploads already made are deleted again.
+        """
+        entries = [
+            self.prepare(v, dedup_id=None if dedup_id is None else dedup_id(v), **options) for v in values
+        ]
+        if self.payloads is not None:
+            entries = await self._fit_all(entries, self.payloads)
+        results: list[str | QfanError] = [""] * len(entries)
+        limiter = anyio.CapacityLimiter(1 if self.destination.fifo else _SEND_MANY_CONCURRENCY)
+
+        async def send_chunk(start: int, chunk: list[Outgoing]) -> None:
+            async with limiter:
+                results[start : start + len(chunk)] = await self._send_and_report(chunk)
+
+        async with anyio.create_task_group() as tg:
+            for start, chunk in chunks(entries, self.destination.max_size):
+                tg.start_soon(send_chunk, start, chunk)
+        if any(isinstance(r, QfanError) for r in results):
+            raise BatchSendError(results)
+        return [r for r in results if isinstance(r, str)]
+
+    async def _fit_all(self, entries: list[Outgoing], payloads: Payloads) -> list[Outgoing]:
+        """Offload what needs it, uploading in parallel; if one fails, nothing is sent, uploads are undone."""
+        fitted: list[Outgoing | None] = [None] * len(entries)
+        failures: list[QfanError] = []
+
+        async def fit_one(index: int, entry: Outgoing) -> None:
+            try:
+                fitted[index] = await fit(entry, payloads, self.destination)
+            except QfanError as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for index, entry in enumerate(entries):
+                tg.start_soon(fit_one, index, entry)
+        if failures:
+            await payloads.discard([e.payload for e in fitted if e is not None and e.payload is not None])
+            raise failures[0]
+        return [e for e in fitted if e is not None]
+
+    async def _send_and_report(self, batch: Sequence[Outgoing]) -> list[str | QfanError]:
+        results = await self._send_batch(batch)
+        if self._hooks:
+            for result in results:
+                self._hooks.after_send(self.destination.name, result)
+        return results
