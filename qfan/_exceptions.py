@@ -11,10 +11,11 @@ Everything qfan raises derives from :class:`QfanError`::
     ├── MessageError                a problem with one message, found on this side of the wire
     │   ├── EncodeError             the value cannot be encoded
     │   ├── DecodeError             the body cannot be decoded into the wanted type (keeps the raw body)
+    │   │   └── EnvelopeRefused     an SNS envelope from a topic the queue is not subscribed to
     │   ├── MessageTooLarge         body + attributes exceed MaximumMessageSize (or max_payload_size)
     │   ├── ChecksumMismatch        the MD5 SQS reported differs from what was sent or received
     │   └── PayloadError            an offloaded (S3) payload cannot be read; keeps bucket and key
-    │       ├── PayloadRefused      its bucket is not allowed: it was not fetched
+    │       ├── PayloadRefused      outside the offload policy (bucket, prefix, key): not fetched, not deleted
     │       ├── PayloadMissing      the S3 object does not exist (any more)
     │       ├── PayloadTooLarge     the S3 object exceeds the policy's max_payload_size
     │       ├── PayloadUnavailable  S3 failed to deliver it even after retries (transient)
@@ -48,44 +49,6 @@ before they reach user code.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-__all__ = [
-    "AccessDenied",
-    "Ack",
-    "AwsError",
-    "BatchSendError",
-    "BatchTooLarge",
-    "ChecksumMismatch",
-    "ConfigError",
-    "DecodeError",
-    "EncodeError",
-    "HandlerOutcome",
-    "InvalidParameter",
-    "MessageError",
-    "MessageTooLarge",
-    "ObjectNotFound",
-    "PayloadError",
-    "PayloadMissing",
-    "PayloadPointerInvalid",
-    "PayloadRefused",
-    "PayloadTooLarge",
-    "PayloadUnavailable",
-    "QfanError",
-    "QueueConflict",
-    "QueueNameExists",
-    "QueueNotFound",
-    "ReceiptHandleInvalid",
-    "RedirectRefused",
-    "Reject",
-    "RemoteError",
-    "RequestTimeout",
-    "ResourceConflict",
-    "Retry",
-    "ServiceUnavailable",
-    "Throttled",
-    "TopicConflict",
-    "TransportError",
-]
 
 
 class QfanError(Exception):

@@ -12,7 +12,7 @@ import anyio.to_thread
 import pytest
 
 from qfan import ConfigError, Offload
-from qfan._cli import _load_app
+from qfan._cli._commands import _load_app
 
 from .helpers import AppFactory
 from .support.aws import raw_client

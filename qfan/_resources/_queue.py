@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 import anyio
 
 from .._exceptions import ConfigError, MessageTooLarge, QfanError
-from .._pipeline._batching import MAX_BATCH_ENTRIES, Coalescer
+from .._pipeline._batching import MAX_BATCH_ENTRIES
 from .._pipeline._connection import Connection
 from .._pipeline._inbound import arrive
 from .._pipeline._message import MAX_VISIBILITY, Message
@@ -16,11 +16,11 @@ from .._pipeline._offload import Offload
 from .._pipeline._outbound import Outbound, sqs_batches
 from .._pipeline._outgoing import Destination, Outgoing
 from .._pipeline._payloads import Payloads
-from .._transport import ReceiptEntry, VisibilityEntry
+from .._pipeline._receipts import Receipts
 from .._wire._attributes import AttributeValue, check_count, encode_attributes, wire_size
 from .._wire._codec import Decoder, Encoder, Format
 from .._wire._envelope import AcceptedTopics
-from .._wire._pointer import PayloadLocation, split_receipt_handle
+from .._wire._pointer import PayloadLocation
 from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
 from ._levels import Levels
@@ -34,7 +34,7 @@ _DEFAULT_RETENTION = 345_600  # SQS's default: 4 days
 
 
 class _Declared:
-    """Per-connection state of a declared queue: its info, its three coalescers, its payloads in S3."""
+    """Per-connection state of a declared queue: its info, its outbound pipeline, receipts, payloads."""
 
     def __init__(
         self, queue: Queue[Any], connection: Connection, info: QueueInfo, payloads: Payloads | None
@@ -51,8 +51,7 @@ class _Declared:
             linger=linger,
             hooks=connection.hooks,
         )
-        self.deletes: Coalescer[str, None] = Coalescer(queue._delete_batch, linger=linger)
-        self.visibility: Coalescer[tuple[str, int], None] = Coalescer(queue._visibility_batch, linger=linger)
+        self.receipts = Receipts(connection.sqs, info.url, payloads, linger=linger)
 
 
 class Queue(Generic[T]):
@@ -373,37 +372,14 @@ class Queue(Generic[T]):
 
         The message is deleted first: if that fails, the payload stays, so the message can still be read
         when it is delivered again. The payload (``payload``, or the one named in a receipt handle in AWS's
-        Java format) is then deleted if the queue's offload policy says so and allows its bucket; a failure
-        there is logged and counted (:attr:`payload_delete_failures`), never raised.
+        Java format) is then deleted if the queue's offload policy says so and allows it; a failure there is
+        logged and counted (:attr:`payload_delete_failures`), never raised.
         """
-        state = await self._state()
-        handle, marked = split_receipt_handle(receipt_handle)
-        await state.deletes.submit(handle)
-        location = payload or marked
-        payloads = state.payloads
-        if location is None or payloads is None or not payloads.policy.delete_payload_on_ack:
-            return
-        if payloads.policy.allows(location.bucket, location.key):  # a forged pointer deletes nothing
-            await payloads.delete(location)
+        await (await self._state()).receipts.delete(receipt_handle, payload)
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         """Set one message's visibility timeout (coalesced into ChangeMessageVisibilityBatch).
 
         Receipt handles in AWS's Java extended-client format are accepted.
         """
-        handle, _ = split_receipt_handle(receipt_handle)
-        await (await self._state()).visibility.submit((handle, seconds))
-
-    async def _delete_batch(self, handles: Sequence[str]) -> list[QfanError | None]:
-        state = await self._state()
-        conn = state.connection
-        entries = [ReceiptEntry(str(i), handle) for i, handle in enumerate(handles)]
-        _, errors = await conn.sqs.delete_batch(state.info.url, entries)
-        return [errors.get(str(i)) for i in range(len(handles))]
-
-    async def _visibility_batch(self, changes: Sequence[tuple[str, int]]) -> list[QfanError | None]:
-        state = await self._state()
-        conn = state.connection
-        entries = [VisibilityEntry(str(i), h, s) for i, (h, s) in enumerate(changes)]
-        _, errors = await conn.sqs.change_visibility_batch(state.info.url, entries)
-        return [errors.get(str(i)) for i in range(len(changes))]
+        await (await self._state()).receipts.change_visibility(receipt_handle, seconds)

@@ -1,0 +1,146 @@
+"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive, sweep-reply-queues, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+
+from .._exceptions import QfanError
+from .._transport import redact
+from ._commands import (
+    _IMPORT,
+    _attribute,
+    _declare,
+    _demo,
+    _local,
+    _receive,
+    _redrive,
+    _run,
+    _send,
+    _sweep,
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qfan", description="Async, typed, batching messaging on AWS SQS.")
+    parser.add_argument("--version", action="version", version=f"qfan {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def connection(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--endpoint-url", help="AWS or emulator endpoint (default: AWS_ENDPOINT_URL_SQS, then AWS)"
+        )
+        sub.add_argument("--region", help="AWS region (default: the AWS configuration chain)")
+
+    local = commands.add_parser("local", help="run the embedded emulator in the foreground")
+    local.add_argument("--port", type=int, default=4566, help="port on 127.0.0.1 (default 4566)")
+    local.set_defaults(run=_local)
+
+    send = commands.add_parser("send", help="send one message to a queue")
+    send.add_argument("queue", metavar="QUEUE")
+    send.add_argument("body", metavar="BODY")
+    send.add_argument("--json", action="store_true", help="BODY is JSON: send it as a JSON value")
+    send.add_argument("--group-id", help="message group (required for FIFO queues)")
+    send.add_argument("--dedup-id", help="FIFO deduplication id")
+    send.add_argument("--delay", type=int, help="seconds before the message is visible")
+    send.add_argument("--attribute", "-a", type=_attribute, action="append", default=[], metavar="NAME=VALUE")
+    send.add_argument("--create", action="store_true", help="create the queue if it does not exist")
+    connection(send)
+    send.set_defaults(run=_send)
+
+    receive = commands.add_parser("receive", help="receive messages and print them as JSON lines")
+    receive.add_argument("queue", metavar="QUEUE")
+    receive.add_argument("-n", type=int, default=1, help="how many messages at most (default 1)")
+    receive.add_argument("--wait", type=int, default=5, help="long-poll seconds per receive (default 5)")
+    receive.add_argument(
+        "--ack", action="store_true", help="delete messages once printed (default: leave them)"
+    )
+    receive.add_argument(
+        "--offload-bucket",
+        action="append",
+        default=[],
+        metavar="BUCKET[/PREFIX]",
+        help="read S3-offloaded bodies from BUCKET, only under PREFIX when given (repeatable); --ack then "
+        "deletes their objects too. Pointers anywhere else are refused: never fetched, never deleted",
+    )
+    receive.add_argument(
+        "--offload-prefix",
+        default="",
+        metavar="PREFIX",
+        help="the key prefix of the first --offload-bucket (same as BUCKET/PREFIX)",
+    )
+    connection(receive)
+    receive.set_defaults(run=_receive)
+
+    run = commands.add_parser("run", help="run an app's workers until SIGINT/SIGTERM")
+    run.add_argument(
+        "app", metavar="MODULE:APP", help=f"where the qfan.App lives, e.g. service.workers:app; {_IMPORT}"
+    )
+    run.add_argument("--worker", action="append", metavar="NAME", help="run only this worker (repeatable)")
+    run.add_argument("--concurrency", type=int, help="override every worker's concurrency")
+    run.add_argument(
+        "--drain-timeout", type=float, default=30.0, help="seconds running handlers get on shutdown (30)"
+    )
+    run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    run.add_argument(
+        "--log-wire",
+        action="store_true",
+        help="at DEBUG, also log every AWS request and answer (botocore, aiohttp: headers, bodies); "
+        "credentials, tokens and signatures are redacted from all output either way",
+    )
+    run.set_defaults(run=_run)
+
+    declare = commands.add_parser("declare", help="print the topology plan and apply it")
+    declare.add_argument("app", metavar="MODULE:APP", help=f"where the qfan.App lives; {_IMPORT}")
+    declare.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    declare.set_defaults(run=_declare)
+
+    sweep = commands.add_parser("sweep-reply-queues", help="delete reply queues left by crashed processes")
+    sweep.add_argument("--idle", type=float, default=600.0, help="heartbeat older than this many seconds")
+    connection(sweep)
+    sweep.set_defaults(run=_sweep)
+
+    dlq = commands.add_parser("dlq", help="dead-letter queue tools")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    redrive = dlq_commands.add_parser("redrive", help="move dead-lettered messages back")
+    redrive.add_argument("queue", metavar="DLQ")
+    redrive.add_argument("--to", metavar="QUEUE", help="target queue (default: the DLQ's source queue)")
+    redrive.add_argument("--limit", type=int, help="move at most this many messages")
+    connection(redrive)
+    redrive.set_defaults(run=_redrive)
+
+    demo = commands.add_parser(
+        "demo", help="typed messages through a standard and a FIFO queue (embedded emulator by default)"
+    )
+    demo.add_argument("--messages", type=int, default=1500, help="messages per queue (default 1500)")
+    demo.add_argument("--groups", type=int, default=8, help="FIFO message groups (default 8)")
+    connection(demo)
+    demo.set_defaults(run=_demo)
+
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qfan`` console script."""
+    args = _parser().parse_args(argv)
+    command: Callable[[argparse.Namespace], Awaitable[int]] = args.run
+    try:
+        return anyio.run(command, args)
+    except QfanError as exc:
+        print(redact(f"qfan: {type(exc).__name__}: {exc}"), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
