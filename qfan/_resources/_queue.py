@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
-import anyio
-
-from .._exceptions import ConfigError, MessageTooLarge, QfanError
+from .._exceptions import ConfigError, MessageTooLarge
 from .._pipeline._batching import MAX_BATCH_ENTRIES
 from .._pipeline._connection import Connection
 from .._pipeline._inbound import arrive
@@ -23,6 +21,7 @@ from .._wire._envelope import AcceptedTopics
 from .._wire._pointer import PayloadLocation
 from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
+from ._handle import Handle
 from ._levels import Levels
 from ._queue_options import QueueOptions
 from ._queue_policy import merge_sns_statement
@@ -54,7 +53,7 @@ class _Declared:
         self.receipts = Receipts(connection.sqs, info.url, payloads, linger=linger)
 
 
-class Queue(Generic[T]):
+class Queue(Handle[_Declared], Generic[T]):
     """A handle on one SQS queue; create it with :meth:`qfan.App.queue`.
 
     Declaring is idempotent and happens when the app opens (or on first use): the queue is created if
@@ -76,36 +75,19 @@ class Queue(Generic[T]):
                 f"queue {options.name!r}: its dead-letter queue {dead_letter.name!r} must be "
                 f"{'a FIFO' if options.fifo else 'a standard'} queue too"
             )
+        super().__init__(options, connect)
         self.options = options
         self.dead_letter = dead_letter
         self.offload = offload
-        self._connect = connect
         self.encoder = Encoder(format)
         self._decoder: Decoder[T] = Decoder(type)
-        self._declared: _Declared | None = None
-        self._declare_lock = anyio.Lock()
         self._topics: list[str] = []
         self._topic_rule: AcceptedTopics | None = None
 
     @property
-    def name(self) -> str:
-        """The queue name."""
-        return self.options.name
-
-    @property
-    def fifo(self) -> bool:
-        """Whether this is a FIFO queue."""
-        return bool(self.options.fifo)
-
-    @property
     def info(self) -> QueueInfo:
         """What declaring learned (URL, ARN, limits); raises ``QfanError`` before the first declare."""
-        if self._declared is None:
-            raise QfanError(f"queue {self.name!r} is not declared yet: await queue.declare()")
-        return self._declared.info
-
-    def __repr__(self) -> str:
-        return f"<Queue {self.name!r}{' fifo' if self.fifo else ''}>"
+        return self._known().info
 
     # -- declaring ------------------------------------------------------------------------------------
 
@@ -113,20 +95,10 @@ class Queue(Generic[T]):
         """Create the queue if missing, else check (or update) its attributes. Idempotent."""
         return (await self._state()).info
 
-    async def _state(self) -> _Declared:
-        connection = self._connect()
-        declared = self._declared
-        if declared is not None and declared.connection is connection:
-            return declared
-        async with self._declare_lock:
-            if self._declared is None or self._declared.connection is not connection:
-                dead_letter_arn = None
-                if self.dead_letter is not None:
-                    dead_letter_arn = (await self.dead_letter.declare()).arn
-                info = await declare_queue(connection, self.options, dead_letter_arn)
-                payloads = await self._declare_payloads(connection, info)
-                self._declared = _Declared(self, connection, info, payloads)
-            return self._declared
+    async def _declare_on(self, connection: Connection) -> _Declared:
+        dead_letter_arn = None if self.dead_letter is None else (await self.dead_letter.declare()).arn
+        info = await declare_queue(connection, self.options, dead_letter_arn)
+        return _Declared(self, connection, info, await self._declare_payloads(connection, info))
 
     async def _declare_payloads(self, connection: Connection, info: QueueInfo) -> Payloads | None:
         if self.offload is None:

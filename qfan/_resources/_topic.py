@@ -6,9 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
-import anyio
-
-from .._exceptions import ConfigError, QfanError, TopicConflict
+from .._exceptions import ConfigError, TopicConflict
 from .._pipeline._connection import Connection
 from .._pipeline._offload import Offload
 from .._pipeline._outbound import Outbound, sns_batches
@@ -17,6 +15,7 @@ from .._pipeline._payloads import Payloads
 from .._transport import RetryingSns
 from .._wire._attributes import AttributeValue
 from .._wire._codec import Encoder, Format
+from ._handle import Handle
 from ._queue_options import attribute_differences
 
 T = TypeVar("T")
@@ -101,7 +100,7 @@ class _Declared:
         )
 
 
-class Topic(Generic[T]):
+class Topic(Handle[_Declared], Generic[T]):
     """A handle on one SNS topic; create it with :meth:`qfan.App.topic`."""
 
     def __init__(
@@ -112,48 +111,24 @@ class Topic(Generic[T]):
         connect: Callable[[], Connection],
         offload: Offload | None = None,
     ) -> None:
+        super().__init__(options, connect)
         self.options = options
         self.offload = offload
-        self._connect = connect
         self.encoder = Encoder(format)
-        self._declared: _Declared | None = None
-        self._lock = anyio.Lock()
-
-    @property
-    def name(self) -> str:
-        """The topic name."""
-        return self.options.name
-
-    @property
-    def fifo(self) -> bool:
-        """Whether this is a FIFO topic."""
-        return bool(self.options.fifo)
 
     @property
     def info(self) -> TopicInfo:
         """ARN and attributes; raises ``QfanError`` before the first declare."""
-        if self._declared is None:
-            raise QfanError(f"topic {self.name!r} is not declared yet: await topic.declare()")
-        return self._declared.info
-
-    def __repr__(self) -> str:
-        return f"<Topic {self.name!r}{' fifo' if self.fifo else ''}>"
+        return self._known().info
 
     async def declare(self) -> TopicInfo:
         """Create the topic if missing, else check its attributes (differences: ``TopicConflict``)."""
         return (await self._state()).info
 
-    async def _state(self) -> _Declared:
-        connection = self._connect()
-        if self._declared is not None and self._declared.connection is connection:
-            return self._declared
-        async with self._lock:
-            if self._declared is None or self._declared.connection is not connection:
-                sns = await connection.sns()
-                info = await self._declare(sns)
-                payloads = await self._payloads(connection)
-                self._declared = _Declared(self, connection, sns, info, payloads)
-            return self._declared
+    async def _declare_on(self, connection: Connection) -> _Declared:
+        sns = await connection.sns()
+        info = await self._declare(sns)
+        return _Declared(self, connection, sns, info, await self._payloads(connection))
 
     async def _payloads(self, conn: Connection) -> Payloads | None:
         if self.offload is None:

@@ -40,12 +40,7 @@ class SqsDataPlane(Protocol):
         ...
 
     async def receive(
-        self,
-        queue_url: str,
-        *,
-        max_messages: int,
-        wait_seconds: int,
-        visibility_timeout: int | None,
+        self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_timeout: int | None
     ) -> list[ReceivedMessage]:
         """ReceiveMessage with all message attributes and system attributes."""
         ...

@@ -130,12 +130,7 @@ class BotocoreSqs:
         )
 
     async def receive(
-        self,
-        queue_url: str,
-        *,
-        max_messages: int,
-        wait_seconds: int,
-        visibility_timeout: int | None,
+        self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_timeout: int | None
     ) -> list[ReceivedMessage]:
         params: dict[str, Any] = {
             "QueueUrl": queue_url,

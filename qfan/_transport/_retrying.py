@@ -12,19 +12,9 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 
 from .._exceptions import QfanError
+from . import _types as wire
 from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
 from ._retry import RetryPolicy
-from ._types import (
-    LifecycleChange,
-    PublishedMessage,
-    PublishEntry,
-    ReceiptEntry,
-    ReceivedMessage,
-    SendEntry,
-    SentMessage,
-    StoredObject,
-    VisibilityEntry,
-)
 
 BatchOutcome = tuple[list[str], dict[str, QfanError]]
 
@@ -46,8 +36,8 @@ class RetryingSqs:
     # -- data plane -----------------------------------------------------------------------------------
 
     async def send_batch(
-        self, queue_url: str, entries: Sequence[SendEntry]
-    ) -> tuple[list[SentMessage], dict[str, QfanError]]:
+        self, queue_url: str, entries: Sequence[wire.SendEntry]
+    ) -> tuple[list[wire.SentMessage], dict[str, QfanError]]:
         """SendMessageBatch: what was sent, and each unsent entry's error by entry id."""
         return await self.retry.call_batch(
             "SendMessageBatch", partial(self.data.send_batch, queue_url), entries
@@ -55,7 +45,7 @@ class RetryingSqs:
 
     async def receive(
         self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_timeout: int | None
-    ) -> list[ReceivedMessage]:
+    ) -> list[wire.ReceivedMessage]:
         """ReceiveMessage with every attribute."""
         return await self.retry.call(
             partial(
@@ -67,14 +57,14 @@ class RetryingSqs:
             )
         )
 
-    async def delete_batch(self, queue_url: str, entries: Sequence[ReceiptEntry]) -> BatchOutcome:
+    async def delete_batch(self, queue_url: str, entries: Sequence[wire.ReceiptEntry]) -> BatchOutcome:
         """DeleteMessageBatch: the deleted entry ids, and each other entry's error."""
         return await self.retry.call_batch(
             "DeleteMessageBatch", partial(self.data.delete_batch, queue_url), entries
         )
 
     async def change_visibility_batch(
-        self, queue_url: str, entries: Sequence[VisibilityEntry]
+        self, queue_url: str, entries: Sequence[wire.VisibilityEntry]
     ) -> BatchOutcome:
         """ChangeMessageVisibilityBatch: the changed entry ids, and each other entry's error."""
         return await self.retry.call_batch(
@@ -127,8 +117,8 @@ class RetryingSns:
         self.retry = retry
 
     async def publish_batch(
-        self, topic_arn: str, entries: Sequence[PublishEntry]
-    ) -> tuple[list[PublishedMessage], dict[str, QfanError]]:
+        self, topic_arn: str, entries: Sequence[wire.PublishEntry]
+    ) -> tuple[list[wire.PublishedMessage], dict[str, QfanError]]:
         """PublishBatch: what was published, and each unpublished entry's error by entry id."""
         return await self.retry.call_batch(
             "PublishBatch", partial(self.plane.publish_batch, topic_arn), entries
@@ -184,7 +174,7 @@ class RetryingObjectStore:
             )
         )
 
-    async def get_object(self, bucket: str, key: str, *, max_size: int) -> StoredObject:
+    async def get_object(self, bucket: str, key: str, *, max_size: int) -> wire.StoredObject:
         return await self.retry.call(partial(self.plane.get_object, bucket, key, max_size=max_size))
 
     async def delete_object(self, bucket: str, key: str) -> None:
@@ -193,5 +183,5 @@ class RetryingObjectStore:
     async def create_bucket(self, bucket: str) -> None:
         await self.retry.call(partial(self.plane.create_bucket, bucket))
 
-    async def update_lifecycle_rules(self, bucket: str, change: LifecycleChange) -> None:
+    async def update_lifecycle_rules(self, bucket: str, change: wire.LifecycleChange) -> None:
         await self.retry.call(partial(self.plane.update_lifecycle_rules, bucket, change))

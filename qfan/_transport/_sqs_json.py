@@ -275,12 +275,7 @@ class FastSqs:
             return _decode_sent(body)
 
     async def receive(
-        self,
-        queue_url: str,
-        *,
-        max_messages: int,
-        wait_seconds: int,
-        visibility_timeout: int | None,
+        self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_timeout: int | None
     ) -> list[ReceivedMessage]:
         payload = _encode(_Receive(queue_url, max_messages, wait_seconds, _ALL, _ALL, visibility_timeout))
         body = await self._call("ReceiveMessage", payload)

@@ -159,12 +159,7 @@ class MemorySqs(SqsControl):
         return message_id, sequence
 
     async def receive(
-        self,
-        queue_url: str,
-        *,
-        max_messages: int,
-        wait_seconds: int,
-        visibility_timeout: int | None,
+        self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_timeout: int | None
     ) -> list[ReceivedMessage]:
         """ReceiveMessage; a long poll waits until a message can be taken or ``wait_seconds`` pass."""
         operation = "ReceiveMessage"
