@@ -1,8 +1,4 @@
-import anyio
-import msgspec
-
-import qfan
-
+import anyio, msgspec, qfan
 
 class Order(msgspec.Struct):
     id: int
