@@ -26,6 +26,36 @@ def _message_type(annotation: Any) -> Any | None:
     return None
 
 
+_FRAMES_UP = 8  # how far up the stack a handler's decorator may be applied from (app.worker, register, ...)
+
+
+def _type_hints(function: HandlerFunction, name: str) -> dict[str, Any]:
+    """The handler's annotations, resolved.
+
+    With ``from __future__ import annotations`` they are strings, resolved in the function's module; a type
+    defined inside the function that registers the handler (a test, a factory) is only in that function's
+    local names, so those of the frames the decorator is applied from are tried too.
+    """
+    try:
+        return get_type_hints(function)
+    except NameError as first:
+        frame = inspect.currentframe()
+        try:
+            for _ in range(_FRAMES_UP):
+                frame = frame.f_back if frame is not None else None
+                if frame is None:
+                    break
+                try:
+                    return get_type_hints(function, localns=dict(frame.f_locals))
+                except NameError:
+                    continue
+        finally:
+            del frame  # frames hold their locals: do not keep them alive
+        raise ConfigError(f"handler {name}: cannot resolve its type annotations: {first}") from first
+    except Exception as exc:  # a forward reference that does not resolve
+        raise ConfigError(f"handler {name}: cannot resolve its type annotations: {exc}") from exc
+
+
 def _check_decodable(name: str, body_type: Any) -> None:
     try:
         msgspec.json.Decoder(body_type)
@@ -59,10 +89,7 @@ class Handler:
     def inspect(cls, function: HandlerFunction, *, batch: bool) -> Handler:
         """Read a handler's signature; raises ``ConfigError`` for shapes qfan cannot call."""
         name = getattr(function, "__qualname__", repr(function))
-        try:
-            hints = get_type_hints(function)
-        except Exception as exc:  # a forward reference that does not resolve
-            raise ConfigError(f"handler {name}: cannot resolve its type annotations: {exc}") from exc
+        hints = _type_hints(function, name)
         params = [
             p
             for p in inspect.signature(function).parameters.values()
