@@ -145,6 +145,19 @@ class App(TopologyRegistry, WorkerRegistry):
 
     # -- connection -----------------------------------------------------------------------------------
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the app is entered (its connection open)."""
+        return self._connection is not None
+
+    @property
+    def connection(self) -> Connection:
+        """The open connection (retried planes, hooks) tools such as :mod:`qfan.testing` build on.
+
+        Raises ``QfanError`` when the app is not open.
+        """
+        return self._connect()
+
     def _connect(self) -> Connection:
         if self._connection is None:
             raise QfanError(f"app {self.name!r} is not open: use 'async with app:'")

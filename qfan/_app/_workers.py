@@ -24,10 +24,11 @@ from .._rpc import (
     RpcStats,
     sweep_reply_queues,
 )
+from .._wire._limits import MAX_VISIBILITY
 from .._worker._backoff import Backoff
 from .._worker._engine import WorkerEngine
 from .._worker._handler import Handler
-from .._worker._worker import MAX_VISIBILITY, Middleware, Worker, WorkerStats
+from .._worker._worker import Middleware, Worker, WorkerStats
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,7 +11,7 @@ from .._transport import ReceivedMessage, WireAttributes, corruption_of
 from .._wire._attributes import AttributeValue, from_wire
 from .._wire._codec import Decoder
 from .._wire._envelope import AcceptedTopics, SnsEnvelope, looks_like_envelope, unwrap
-from .._wire._limits import MAX_VISIBILITY as MAX_VISIBILITY  # re-exported: _queue imports it from here
+from .._wire._limits import MAX_VISIBILITY
 from .._wire._pointer import PayloadLocation
 from ._payloads import Fetched
 

@@ -9,7 +9,7 @@ from .._exceptions import ConfigError, MessageTooLarge
 from .._pipeline._batching import MAX_BATCH_ENTRIES
 from .._pipeline._connection import Connection
 from .._pipeline._inbound import arrive
-from .._pipeline._message import MAX_VISIBILITY, Message
+from .._pipeline._message import Message
 from .._pipeline._offload import Offload
 from .._pipeline._outbound import Outbound, sqs_batches
 from .._pipeline._outgoing import Destination, Outgoing
@@ -18,6 +18,7 @@ from .._pipeline._receipts import Receipts
 from .._wire._attributes import AttributeValue, check_count, encode_attributes, wire_size
 from .._wire._codec import Decoder, Encoder, Format
 from .._wire._envelope import AcceptedTopics
+from .._wire._limits import MAX_VISIBILITY
 from .._wire._pointer import PayloadLocation
 from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue

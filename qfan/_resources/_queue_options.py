@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
 from .._exceptions import ConfigError
+from .._wire._limits import MAX_VISIBILITY
 
 MAX_MESSAGE_SIZE = 1_048_576
 """The SQS message size limit (1 MiB) since August 2025."""
@@ -129,7 +130,7 @@ class QueueOptions:
             raise ConfigError(
                 f"queue {self.name!r}: content_based_dedup and high_throughput need a FIFO queue"
             )
-        _check_range("visibility_timeout", self.visibility_timeout, 0, 43_200)
+        _check_range("visibility_timeout", self.visibility_timeout, 0, MAX_VISIBILITY)
         _check_range("retention", self.retention, 60, 1_209_600)
         _check_range("receive_wait", self.receive_wait, 0, 20)
         _check_range("delay", self.delay, 0, 900)

@@ -10,7 +10,7 @@ from .._exceptions import ConfigError
 from .._pipeline._message import Message
 from .._resources._priority import PriorityQueue
 from .._resources._queue import Queue
-from .._wire._limits import MAX_VISIBILITY as MAX_VISIBILITY  # re-exported: _app_workers imports it from here
+from .._wire._limits import MAX_VISIBILITY
 from ._backoff import Backoff
 from ._handler import Handler
 from ._scheduler import check_reserved

@@ -23,7 +23,7 @@ from .._pipeline._hooks import CallNext, PipelineHooks
 from .._pipeline._message import Message
 from .._resources._priority import PriorityQueue
 from .._resources._queue import Queue
-from .._transport import AwsTransport, SendEntry, Transport, error_for_code
+from .._transport import SendEntry
 from .._wire._attributes import AttributeValue, encode_attributes
 from .._worker._settle import Action, DeadLetter, Delete, Release, RetryAfter, Settled
 from .._worker._worker import Worker
@@ -183,7 +183,7 @@ class Harness:
         self._failure = None
         stack = AsyncExitStack()
         try:
-            if app._connection is None:  # open it here, so that deliver() can send before run() starts
+            if not app.is_open:  # open it here, so that deliver() can send before run() starts
                 await stack.enter_async_context(cast("AbstractAsyncContextManager[Any]", app))
             observer.harness = self
             stack.callback(setattr, observer, "harness", None)
@@ -274,8 +274,8 @@ class Harness:
         """Like :meth:`deliver`, but ``body`` goes on the queue exactly as given, as a foreign producer
         would send it (no encoding, no content type): for poison-message tests.
 
-        Sent with one ``SendMessageBatch`` call on the app's transport, without qfan's pipeline (no hooks,
-        no size checks, no offloading).
+        Sent with one ``SendMessageBatch`` call on the app's open connection (retried like any call), without
+        qfan's outbound pipeline (no hooks, no size checks, no offloading).
         """
         worker = self._consumer(queue, priority)
         level = queue.level(priority) if isinstance(queue, PriorityQueue) else queue
@@ -283,15 +283,11 @@ class Harness:
         entry = SendEntry(
             id="0", body=body, attributes=encode_attributes(attributes), group_id=group_id, dedup_id=dedup_id
         )
-        chosen = self.app.transport
-        transport: Transport = AwsTransport(chosen) if isinstance(chosen, str) else chosen
         order = self._order
-        async with transport.open_sqs(self.app.settings) as (sqs, _):
-            result = await sqs.send_batch(url, [entry])
-        if result.failed:
-            failure = result.failed[0]
-            raise error_for_code(failure.code, failure.message, operation="SendMessageBatch")
-        return await self._outcome(result.succeeded[0].message_id, order, worker, queue, timeout)
+        sent, errors = await self.app.connection.sqs.send_batch(url, [entry])
+        if errors:
+            raise errors["0"]
+        return await self._outcome(sent[0].message_id, order, worker, queue, timeout)
 
     def _consumer(self, queue: Queue[Any] | PriorityQueue[Any], priority: str | None) -> Worker:
         if self._stack is None:

@@ -15,9 +15,9 @@ from typing import Any
 import anyio
 
 from .._transport import WireAttribute
+from .._wire._limits import MAX_VISIBILITY
 from ._common import aws_error
 
-MAX_VISIBILITY = 43_200
 DEDUP_WINDOW = 300.0  # seconds: SQS (and SNS FIFO) drop a repeated deduplication id for 5 minutes
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")

@@ -31,8 +31,9 @@ from .._transport import (
     md5_of_attributes,
     md5_of_body,
 )
+from .._wire._limits import MAX_VISIBILITY
 from ._common import ACCOUNT_ID, REGION, aws_error, check_batch_ids, failure, message_size
-from ._queue_state import DEDUP_WINDOW, MAX_VISIBILITY, MemoryQueue, StoredMessage
+from ._queue_state import DEDUP_WINDOW, MemoryQueue, StoredMessage
 from ._receipts import Receipt, ReceiptSeal
 from ._sqs_control import SqsControl
 from ._sqs_rules import dedup_id_of, dedup_key, forget_expired, next_change, receivable, send_problem
