@@ -36,12 +36,12 @@ from functools import partial
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from .._exceptions import HandlerOutcome, MessageError, QfanError
 from .._pipeline._hooks import HookSet
 from .._pipeline._message import Message
 from .._resources._queue import Queue
-from .._resources._redrive import DEAD_LETTER_ATTRIBUTES
 from .._wire._codec import Decoder
 from ._executor import SettleExecutor
 from ._heartbeat import VisibilityHeartbeat
@@ -51,9 +51,8 @@ from ._worker import Middleware, Worker
 
 logger = logging.getLogger("qfan")
 
-DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SOURCE = DEAD_LETTER_ATTRIBUTES
-_MAX_REASON = 1_000
 _GATHER_SLOTS = 0.003
+_FIRST_RECEIVE_GRACE = 0.5  # the longest a weighted priority worker waits for every level's first receive
 _IDLE_BACKOFF = 2.0  # the longest pause between short polls (receive_wait=0) of an empty priority level
 
 
@@ -115,6 +114,8 @@ class WorkerEngine:
         self._idle = anyio.Event()
         self._visibility = 30
         self._heartbeat = VisibilityHeartbeat(30, worker.max_extension)
+        self._heard: set[int] = set()  # levels whose first receive came back; all of them: _all_heard
+        self._all_heard = anyio.Event()
 
     async def run(self, stop: anyio.Event, drain_timeout: float) -> None:
         """Process messages until ``stop`` is set, then drain (see the module docstring)."""
@@ -126,8 +127,7 @@ class WorkerEngine:
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat.run)
             async with anyio.create_task_group() as work:
-                for _ in range(self.worker.concurrency):
-                    work.start_soon(self._runner)
+                work.start_soon(self._start_runners, work)
                 async with anyio.create_task_group() as intake:
                     for level in self._levels:
                         for index in range(self._receivers):
@@ -143,6 +143,15 @@ class WorkerEngine:
                 work.cancel_scope.cancel()
             outer.cancel_scope.cancel()
         logger.info("worker %s stopped: %s", self.worker.name, self.stats.summary())
+
+    async def _start_runners(self, work: anyio.abc.TaskGroup) -> None:
+        """Start the runners; with weighted levels, once every level's first receive is in (bounded: an
+        empty level long-polls), so the level that answers first does not take every slot at start-up."""
+        if len(self._levels) > 1 and self._scheduler.mode == "weighted":
+            with anyio.move_on_after(_FIRST_RECEIVE_GRACE):
+                await self._all_heard.wait()
+        for _ in range(self.worker.concurrency):
+            work.start_soon(self._runner)
 
     # -- intake ---------------------------------------------------------------------------------------
 
@@ -184,6 +193,9 @@ class WorkerEngine:
             for message in messages:
                 self._hold(message)
             scheduler.received(level.index, short=len(messages) < want)
+            self._heard.add(level.index)
+            if len(self._heard) == len(self._levels):
+                self._all_heard.set()
             if not scheduler.may_receive(level.index):  # a higher level got work meanwhile: give back
                 await self._executor.release(messages)
                 continue
