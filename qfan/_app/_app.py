@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
-from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -186,12 +185,7 @@ class App(TopologyRegistry, WorkerRegistry):
         self._stack = stack
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         stack, self._stack = self._stack, None
         if self._services is not None:  # stop the reply loop before its queue goes away
             self._services.cancel_scope.cancel()

@@ -24,6 +24,23 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class QueueArgs(QueueSettings, total=False):
+    """The keyword options of :meth:`App.queue`: :class:`QueueSettings` plus ``dead_letter``, ``offload``
+    and ``format``."""
+
+    dead_letter: Queue[Any] | None
+    offload: Offload | None
+    format: Format
+
+
+class PriorityArgs(QueueArgs, total=False):
+    """The keyword options of :meth:`App.priority_queue` besides ``levels``."""
+
+    mode: Mode
+    reserved: Mapping[str, int] | None
+    default: str | None
+
+
 class TopologyRegistry:
     """What an App declares: registered once, declared idempotently when the app opens (or on first use)."""
 
@@ -39,27 +56,9 @@ class TopologyRegistry:
     # -- topology -------------------------------------------------------------------------------------
 
     @overload
-    def queue(
-        self,
-        name: str,
-        type: type[T],
-        *,
-        dead_letter: Queue[Any] | None = ...,
-        offload: Offload | None = ...,
-        format: Format = ...,
-        **options: Unpack[QueueSettings],
-    ) -> Queue[T]: ...
-
+    def queue(self, name: str, type: type[T], **options: Unpack[QueueArgs]) -> Queue[T]: ...
     @overload
-    def queue(
-        self,
-        name: str,
-        *,
-        dead_letter: Queue[Any] | None = ...,
-        offload: Offload | None = ...,
-        format: Format = ...,
-        **options: Unpack[QueueSettings],
-    ) -> Queue[Any]: ...
+    def queue(self, name: str, **options: Unpack[QueueArgs]) -> Queue[Any]: ...
 
     def queue(
         self,
@@ -97,33 +96,11 @@ class TopologyRegistry:
 
     @overload
     def priority_queue(
-        self,
-        name: str,
-        type: type[T],
-        *,
-        levels: Mapping[str, float],
-        mode: Mode = ...,
-        reserved: Mapping[str, int] | None = ...,
-        default: str | None = ...,
-        dead_letter: Queue[Any] | None = ...,
-        offload: Offload | None = ...,
-        format: Format = ...,
-        **options: Unpack[QueueSettings],
+        self, name: str, type: type[T], *, levels: Mapping[str, float], **options: Unpack[PriorityArgs]
     ) -> PriorityQueue[T]: ...
-
     @overload
     def priority_queue(
-        self,
-        name: str,
-        *,
-        levels: Mapping[str, float],
-        mode: Mode = ...,
-        reserved: Mapping[str, int] | None = ...,
-        default: str | None = ...,
-        dead_letter: Queue[Any] | None = ...,
-        offload: Offload | None = ...,
-        format: Format = ...,
-        **options: Unpack[QueueSettings],
+        self, name: str, *, levels: Mapping[str, float], **options: Unpack[PriorityArgs]
     ) -> PriorityQueue[Any]: ...
 
     def priority_queue(

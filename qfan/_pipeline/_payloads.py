@@ -16,19 +16,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from .._exceptions import (
-    DecodeError,
-    MessageError,
-    MessageTooLarge,
-    ObjectNotFound,
-    PayloadError,
-    PayloadMissing,
-    PayloadPointerInvalid,
-    PayloadRefused,
-    PayloadTooLarge,
-    PayloadUnavailable,
-    QfanError,
-)
+from .. import _exceptions as errors
 from .._transport import ReceivedMessage, RetryingObjectStore, WireAttribute, WireAttributes
 from .._wire._codec import BYTES, CONTENT_TYPE, JSON, MSGPACK, TEXT
 from .._wire._envelope import AcceptedTopics, looks_like_envelope, unwrap
@@ -50,7 +38,7 @@ class Fetched:
     location: PayloadLocation | None
     body: str | None = None
     content_type: str | None = None
-    error: MessageError | None = None
+    error: errors.MessageError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +69,7 @@ def _pointer_message(raw: ReceivedMessage, topics: AcceptedTopics | None) -> Rec
         return None
     try:
         unwrapped = unwrap(raw.body, topics)
-    except MessageError:  # a malformed or refused envelope is the message's own error, raised on .body
+    except errors.MessageError:  # a malformed or refused envelope is the message's own error, raised on .body
         return None
     if unwrapped is None or not is_offloaded(unwrapped[1]):
         return None
@@ -120,7 +108,7 @@ class Payloads:
         """
         data = body.encode()
         if len(data) > self.policy.max_payload_size:
-            raise MessageTooLarge(
+            raise errors.MessageTooLarge(
                 len(data), self.policy.max_payload_size, self._queue, what="max_payload_size"
             )
         location = PayloadLocation(self.policy.bucket, f"{self.policy.prefix}{uuid.uuid4()}")
@@ -162,21 +150,21 @@ class Payloads:
         try:
             async with self._limiter:
                 stored = await self._s3.get_object(bucket, key, max_size=limit)
-        except ObjectNotFound as exc:
-            error: PayloadError = PayloadMissing(
+        except errors.ObjectNotFound as exc:
+            error: errors.PayloadError = errors.PayloadMissing(
                 f"{where} does not exist: {exc}", bucket=bucket, key=key, raw_body=raw.body
             )
             error.__cause__ = exc
             return Fetched(location, error=error)
-        except QfanError as exc:
-            kind = PayloadUnavailable if exc.transient else PayloadError
+        except errors.QfanError as exc:
+            kind = errors.PayloadUnavailable if exc.transient else errors.PayloadError
             error = kind(f"{where} could not be read: {exc}", bucket=bucket, key=key, raw_body=raw.body)
             error.__cause__ = exc
             return Fetched(location, error=error)
         if stored.data is None:
             return Fetched(
                 location,
-                error=PayloadTooLarge(
+                error=errors.PayloadTooLarge(
                     f"{where} has {stored.size} bytes, more than max_payload_size {limit}",
                     bucket=bucket,
                     key=key,
@@ -190,7 +178,7 @@ class Payloads:
         except UnicodeDecodeError as exc:
             return Fetched(
                 location,
-                error=DecodeError(
+                error=errors.DecodeError(
                     f"{where} is not UTF-8 text: {exc}", raw_body=raw.body, content_type=stored.content_type
                 ),
             )
@@ -202,7 +190,7 @@ class Payloads:
         """Delete a payload whose message is gone; a failure is logged and counted, never raised."""
         try:
             await self._s3.delete_object(location.bucket, location.key)
-        except QfanError as exc:
+        except errors.QfanError as exc:
             self.delete_failures += 1
             logger.warning(
                 "queue %r: could not delete payload s3://%s/%s (its message is deleted): %s",
@@ -256,7 +244,7 @@ def _check_pointer(raw: ReceivedMessage, policy: Offload | None) -> PayloadLocat
     try:
         location = parse_pointer(raw.body)
     except ValueError as exc:
-        invalid = PayloadPointerInvalid(
+        invalid = errors.PayloadPointerInvalid(
             f"message {raw.message_id}: {exc}", bucket=None, key=None, raw_body=raw.body
         )
         return Fetched(None, error=invalid)
@@ -265,7 +253,7 @@ def _check_pointer(raw: ReceivedMessage, policy: Offload | None) -> PayloadLocat
     )
     if why is None:
         return location
-    error = PayloadRefused(
+    error = errors.PayloadRefused(
         f"message {raw.message_id}: payload s3://{location.bucket}/{location.key} refused: {why}",
         bucket=location.bucket,
         key=location.key,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable
-from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
 import anyio
@@ -105,10 +104,5 @@ class Consumer(Generic[T]):
     async def __aenter__(self) -> Consumer[T]:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()

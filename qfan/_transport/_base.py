@@ -10,20 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Unpack, runtime_checkable
 
-from ._types import (
-    BatchResult,
-    LifecycleChange,
-    PublishedMessage,
-    PublishEntry,
-    ReceiptEntry,
-    ReceivedMessage,
-    SendEntry,
-    SentMessage,
-    StoredObject,
-    VisibilityEntry,
-)
+from . import _types as wire
 
 if TYPE_CHECKING:
     from ._settings import ConnectionSettings
@@ -35,23 +24,27 @@ class SqsDataPlane(Protocol):
     They make exactly one request per call: retrying is the caller's job (see ``RetryPolicy``).
     """
 
-    async def send_batch(self, queue_url: str, entries: Sequence[SendEntry]) -> BatchResult[SentMessage]:
+    async def send_batch(
+        self, queue_url: str, entries: Sequence[wire.SendEntry]
+    ) -> wire.BatchResult[wire.SentMessage]:
         """SendMessageBatch: at most 10 entries."""
         ...
 
     async def receive(
         self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_timeout: int | None
-    ) -> list[ReceivedMessage]:
+    ) -> list[wire.ReceivedMessage]:
         """ReceiveMessage with all message attributes and system attributes."""
         ...
 
-    async def delete_batch(self, queue_url: str, entries: Sequence[ReceiptEntry]) -> BatchResult[str]:
+    async def delete_batch(
+        self, queue_url: str, entries: Sequence[wire.ReceiptEntry]
+    ) -> wire.BatchResult[str]:
         """DeleteMessageBatch: at most 10 entries; succeeded holds entry ids."""
         ...
 
     async def change_visibility_batch(
-        self, queue_url: str, entries: Sequence[VisibilityEntry]
-    ) -> BatchResult[str]:
+        self, queue_url: str, entries: Sequence[wire.VisibilityEntry]
+    ) -> wire.BatchResult[str]:
         """ChangeMessageVisibilityBatch: at most 10 entries; succeeded holds entry ids."""
         ...
 
@@ -88,30 +81,24 @@ class ObjectStore(Protocol):
     """The S3 calls that offloaded payloads need; one request per call, errors mapped."""
 
     async def put_object(
-        self,
-        bucket: str,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        encryption: Mapping[str, str] | None = None,
+        self, bucket: str, key: str, data: bytes, **options: Unpack[wire.PutOptions]
     ) -> None: ...
 
-    async def get_object(self, bucket: str, key: str, *, max_size: int) -> StoredObject: ...
+    async def get_object(self, bucket: str, key: str, *, max_size: int) -> wire.StoredObject: ...
 
     async def delete_object(self, bucket: str, key: str) -> None: ...
 
     async def create_bucket(self, bucket: str) -> None: ...
 
-    async def update_lifecycle_rules(self, bucket: str, change: LifecycleChange) -> None: ...
+    async def update_lifecycle_rules(self, bucket: str, change: wire.LifecycleChange) -> None: ...
 
 
 class SnsPlane(Protocol):
     """The SNS calls qfan makes: PublishBatch, and topic and subscription management."""
 
     async def publish_batch(
-        self, topic_arn: str, entries: Sequence[PublishEntry]
-    ) -> BatchResult[PublishedMessage]:
+        self, topic_arn: str, entries: Sequence[wire.PublishEntry]
+    ) -> wire.BatchResult[wire.PublishedMessage]:
         """PublishBatch: at most 10 entries."""
         ...
 

@@ -20,25 +20,15 @@ from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession
 
 from .._exceptions import RedirectRefused
+from . import _types as wire
 from ._errors import map_aws_errors
 from ._redact import register_secret
 from ._settings import ConnectionSettings, Service
-from ._types import (
-    BatchResult,
-    EntryFailure,
-    ReceiptEntry,
-    ReceivedMessage,
-    SendEntry,
-    SentMessage,
-    VisibilityEntry,
-    WireAttribute,
-    WireAttributes,
-)
 
 _ALL = ["All"]
 
 
-def wire_to_boto(attributes: WireAttributes) -> dict[str, dict[str, Any]]:
+def wire_to_boto(attributes: wire.WireAttributes) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, attribute in attributes.items():
         if attribute.binary_value is not None:
@@ -48,9 +38,9 @@ def wire_to_boto(attributes: WireAttributes) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _boto_to_wire(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, WireAttribute]:
+def _boto_to_wire(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, wire.WireAttribute]:
     return {
-        name: WireAttribute(
+        name: wire.WireAttribute(
             data_type=value["DataType"],
             string_value=value.get("StringValue"),
             binary_value=value.get("BinaryValue"),
@@ -59,14 +49,21 @@ def _boto_to_wire(attributes: Mapping[str, Mapping[str, Any]]) -> dict[str, Wire
     }
 
 
-def fifo_fields(group_id: str | None, dedup_id: str | None) -> dict[str, str]:
-    """The FIFO (and fair-queue) fields of a batch entry, when set; shared by SQS and SNS batches."""
-    fields = {}
-    if group_id is not None:
-        fields["MessageGroupId"] = group_id
-    if dedup_id is not None:
-        fields["MessageDeduplicationId"] = dedup_id
-    return fields
+def batch_item(
+    entry_id: str,
+    body: tuple[str, str],
+    attributes: wire.WireAttributes,
+    group_id: str | None,
+    dedup_id: str | None,
+    **optional: Any,
+) -> dict[str, Any]:
+    """An SQS or SNS batch entry: ``body`` is (parameter, text); ``None`` options are left out."""
+    item: dict[str, Any] = {"Id": entry_id, body[0]: body[1]}
+    if attributes:
+        item["MessageAttributes"] = wire_to_boto(attributes)
+    fifo = {"MessageGroupId": group_id, "MessageDeduplicationId": dedup_id}  # FIFO and fair queues
+    item.update((key, value) for key, value in (optional | fifo).items() if value is not None)
+    return item
 
 
 async def collect_pages(operation: str, call: Any, key: str, **params: Any) -> list[Any]:
@@ -82,10 +79,10 @@ async def collect_pages(operation: str, call: Any, key: str, **params: Any) -> l
             return items
 
 
-def entry_failures(response: Mapping[str, Any]) -> list[EntryFailure]:
+def entry_failures(response: Mapping[str, Any]) -> list[wire.EntryFailure]:
     """The ``Failed`` entries of a batch response (SQS and SNS use the same shape)."""
     return [
-        EntryFailure(
+        wire.EntryFailure(
             id=failed["Id"],
             code=failed.get("Code", "Unknown"),
             message=failed.get("Message", ""),
@@ -103,21 +100,25 @@ class BotocoreSqs:
 
     # -- data plane -----------------------------------------------------------------------------------
 
-    async def send_batch(self, queue_url: str, entries: Sequence[SendEntry]) -> BatchResult[SentMessage]:
-        request = []
-        for entry in entries:
-            item: dict[str, Any] = {"Id": entry.id, "MessageBody": entry.body}
-            if entry.attributes:
-                item["MessageAttributes"] = wire_to_boto(entry.attributes)
-            if entry.delay_seconds is not None:
-                item["DelaySeconds"] = entry.delay_seconds
-            item.update(fifo_fields(entry.group_id, entry.dedup_id))
-            request.append(item)
+    async def send_batch(
+        self, queue_url: str, entries: Sequence[wire.SendEntry]
+    ) -> wire.BatchResult[wire.SentMessage]:
+        request = [
+            batch_item(
+                e.id,
+                ("MessageBody", e.body),
+                e.attributes,
+                e.group_id,
+                e.dedup_id,
+                DelaySeconds=e.delay_seconds,
+            )
+            for e in entries
+        ]
         with map_aws_errors("SendMessageBatch"):
             response = await self._client.send_message_batch(QueueUrl=queue_url, Entries=request)
-        return BatchResult(
+        return wire.BatchResult(
             succeeded=[
-                SentMessage(
+                wire.SentMessage(
                     id=ok["Id"],
                     message_id=ok["MessageId"],
                     md5_of_body=ok["MD5OfMessageBody"],
@@ -131,7 +132,7 @@ class BotocoreSqs:
 
     async def receive(
         self, queue_url: str, *, max_messages: int, wait_seconds: int, visibility_timeout: int | None
-    ) -> list[ReceivedMessage]:
+    ) -> list[wire.ReceivedMessage]:
         params: dict[str, Any] = {
             "QueueUrl": queue_url,
             "MaxNumberOfMessages": max_messages,
@@ -144,7 +145,7 @@ class BotocoreSqs:
         with map_aws_errors("ReceiveMessage"):
             response = await self._client.receive_message(**params)
         return [
-            ReceivedMessage(
+            wire.ReceivedMessage(
                 message_id=raw["MessageId"],
                 receipt_handle=raw["ReceiptHandle"],
                 body=raw.get("Body", ""),
@@ -156,18 +157,20 @@ class BotocoreSqs:
             for raw in response.get("Messages", ())
         ]
 
-    async def delete_batch(self, queue_url: str, entries: Sequence[ReceiptEntry]) -> BatchResult[str]:
+    async def delete_batch(
+        self, queue_url: str, entries: Sequence[wire.ReceiptEntry]
+    ) -> wire.BatchResult[str]:
         request = [{"Id": e.id, "ReceiptHandle": e.receipt_handle} for e in entries]
         with map_aws_errors("DeleteMessageBatch"):
             response = await self._client.delete_message_batch(QueueUrl=queue_url, Entries=request)
-        return BatchResult(
+        return wire.BatchResult(
             succeeded=[ok["Id"] for ok in response.get("Successful", ())],
             failed=entry_failures(response),
         )
 
     async def change_visibility_batch(
-        self, queue_url: str, entries: Sequence[VisibilityEntry]
-    ) -> BatchResult[str]:
+        self, queue_url: str, entries: Sequence[wire.VisibilityEntry]
+    ) -> wire.BatchResult[str]:
         request = [
             {
                 "Id": e.id,
@@ -178,7 +181,7 @@ class BotocoreSqs:
         ]
         with map_aws_errors("ChangeMessageVisibilityBatch"):
             response = await self._client.change_message_visibility_batch(QueueUrl=queue_url, Entries=request)
-        return BatchResult(
+        return wire.BatchResult(
             succeeded=[ok["Id"] for ok in response.get("Successful", ())],
             failed=entry_failures(response),
         )

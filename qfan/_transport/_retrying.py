@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import partial
+from typing import Unpack
 
 from .._exceptions import QfanError
 from . import _types as wire
@@ -160,19 +161,9 @@ class RetryingObjectStore:
         self.retry = retry
 
     async def put_object(
-        self,
-        bucket: str,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        encryption: Mapping[str, str] | None = None,
+        self, bucket: str, key: str, data: bytes, **options: Unpack[wire.PutOptions]
     ) -> None:
-        await self.retry.call(
-            partial(
-                self.plane.put_object, bucket, key, data, content_type=content_type, encryption=encryption
-            )
-        )
+        await self.retry.call(partial(self.plane.put_object, bucket, key, data, **options))
 
     async def get_object(self, bucket: str, key: str, *, max_size: int) -> wire.StoredObject:
         return await self.retry.call(partial(self.plane.get_object, bucket, key, max_size=max_size))

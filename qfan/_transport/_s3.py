@@ -6,9 +6,9 @@ with ``map_aws_errors``. Addressing is path-style, which every emulator and ever
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Unpack
 
 import anyio
 
@@ -16,7 +16,7 @@ from .._exceptions import AwsError
 from ._botocore import open_client
 from ._errors import map_aws_errors
 from ._settings import ConnectionSettings
-from ._types import LifecycleChange, StoredObject
+from ._types import LifecycleChange, PutOptions, StoredObject
 
 # Answers to CreateBucket meaning "it is already there, and it is yours" (us-east-1 says nothing at all).
 _OWN_BUCKET = frozenset({"BucketAlreadyOwnedByYou"})
@@ -33,19 +33,16 @@ class BotocoreS3:
         self._region = region
         self._lifecycle_lock = anyio.Lock()
 
-    async def put_object(
-        self,
-        bucket: str,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        encryption: Mapping[str, str] | None = None,
-    ) -> None:
+    async def put_object(self, bucket: str, key: str, data: bytes, **options: Unpack[PutOptions]) -> None:
         """PutObject; ``encryption`` holds the ``ServerSideEncryption``/``SSEKMSKeyId`` parameters."""
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, **(encryption or {})}
-        if content_type is not None:
-            params["ContentType"] = content_type
+        params: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Body": data,
+            **(options.get("encryption") or {}),
+        }
+        if options.get("content_type") is not None:
+            params["ContentType"] = options["content_type"]
         with map_aws_errors("PutObject"):
             await self._client.put_object(**params)
 

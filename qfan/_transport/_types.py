@@ -8,7 +8,7 @@ botocore's dictionaries; in Python they keep their own names.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 import msgspec
 
@@ -145,6 +145,14 @@ class ReceivedMessage(
     system_attributes: Mapping[str, str] = {}
     md5_of_body: str | None = None
     md5_of_attributes: str | None = None
+
+
+class PutOptions(TypedDict, total=False):
+    """PutObject's options: ``content_type``, and ``encryption`` (the ``ServerSideEncryption`` and
+    ``SSEKMSKeyId`` parameters)."""
+
+    content_type: str | None
+    encryption: Mapping[str, str] | None
 
 
 class StoredObject(msgspec.Struct, frozen=True, gc=False):

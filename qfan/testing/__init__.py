@@ -39,10 +39,10 @@ Attributes:
     Delivery: what a worker did with one message (acked, retried, dead-lettered, released).
 """
 
-from ._harness import Delivery, Harness
+from ._harness import DeliverOptions, Delivery, Harness
 from ._s3 import MemoryS3
 from ._sns import MemorySns
 from ._sqs import MemorySqs
 from ._transport import MemoryTransport
 
-__all__ = ["Delivery", "Harness", "MemoryS3", "MemorySns", "MemorySqs", "MemoryTransport"]
+__all__ = ["DeliverOptions", "Delivery", "Harness", "MemoryS3", "MemorySns", "MemorySqs", "MemoryTransport"]

@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
+from typing import TypedDict
 
 from .._exceptions import AwsError
 from .._transport import EntryFailure, WireAttribute, error_for_code
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+
+
+class Account(TypedDict, total=False):
+    """Who the in-memory planes are: ``account_id`` and ``region`` in URLs and ARNs, and the ``clock``
+    (monotonic seconds) that visibility timeouts, delays and deduplication windows run on."""
+
+    account_id: str
+    region: str
+    clock: Callable[[], float]
+
 
 # Batch entry ids: what SQS and SNS accept.
 _ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")

@@ -12,8 +12,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypedDict, Unpack, cast
 
 import anyio
 
@@ -30,6 +29,28 @@ from .._worker._worker import Worker
 
 Outcome = Literal["acked", "retried", "dead_lettered", "released"]
 _POLL = 0.005  # seconds between looks at what hooks cannot announce (an ack or a nack carried out)
+
+
+class DeliverOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Harness.deliver_raw` (as for :meth:`Harness.deliver`)."""
+
+    priority: str | None
+    attributes: Mapping[str, AttributeValue] | None
+    group_id: str | None
+    dedup_id: str | None
+    timeout: float
+
+
+class _OutcomeIs:
+    """A read-only ``bool`` attribute of a :class:`Delivery`: whether its outcome is this one."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self._outcome = outcome
+
+    def __get__(self, delivery: Delivery | None, owner: type[Delivery]) -> bool:
+        if delivery is None:
+            raise AttributeError(self._outcome)
+        return delivery.outcome == self._outcome
 
 
 @dataclass(frozen=True)
@@ -57,25 +78,14 @@ class Delivery:
     error: BaseException | None = None
     undeliverable: bool = False
 
-    @property
-    def acked(self) -> bool:
-        """Whether the message was deleted as handled."""
-        return self.outcome == "acked"
-
-    @property
-    def retried(self) -> bool:
-        """Whether the message was given back for a later attempt."""
-        return self.outcome == "retried"
-
-    @property
-    def dead_lettered(self) -> bool:
-        """Whether the message went to the dead-letter queue."""
-        return self.outcome == "dead_lettered"
-
-    @property
-    def released(self) -> bool:
-        """Whether the message was given back unstarted."""
-        return self.outcome == "released"
+    acked = _OutcomeIs("acked")
+    """Whether the message was deleted as handled."""
+    retried = _OutcomeIs("retried")
+    """Whether the message was given back for a later attempt."""
+    dead_lettered = _OutcomeIs("dead_lettered")
+    """Whether the message went to the dead-letter queue."""
+    released = _OutcomeIs("released")
+    """Whether the message was given back unstarted."""
 
 
 @dataclass
@@ -192,18 +202,12 @@ class Harness:
                 tg.start_soon(self._run, names)
                 stack.callback(app.stop)  # first thing on the way out: stop, then the group waits for run()
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await stack.aclose()
+            await _close_shielded(stack)
             raise
         self._stack = stack
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
@@ -261,15 +265,7 @@ class Harness:
         return await self._outcome(message_id, order, worker, queue, timeout)
 
     async def deliver_raw(
-        self,
-        queue: Queue[Any] | PriorityQueue[Any],
-        body: str,
-        *,
-        priority: str | None = None,
-        attributes: Mapping[str, AttributeValue] | None = None,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - the wait for the settle, not a cancellation scope
+        self, queue: Queue[Any] | PriorityQueue[Any], body: str, **options: Unpack[DeliverOptions]
     ) -> Delivery:
         """Like :meth:`deliver`, but ``body`` goes on the queue exactly as given, as a foreign producer
         would send it (no encoding, no content type): for poison-message tests.
@@ -277,17 +273,19 @@ class Harness:
         Sent with one ``SendMessageBatch`` call on the app's open connection (retried like any call), without
         qfan's outbound pipeline (no hooks, no size checks, no offloading).
         """
+        priority = options.get("priority")
         worker = self._consumer(queue, priority)
         level = queue.level(priority) if isinstance(queue, PriorityQueue) else queue
         url = (await level.declare()).url
+        attributes = encode_attributes(options.get("attributes"))
         entry = SendEntry(
-            id="0", body=body, attributes=encode_attributes(attributes), group_id=group_id, dedup_id=dedup_id
+            "0", body, attributes, group_id=options.get("group_id"), dedup_id=options.get("dedup_id")
         )
         order = self._order
         sent, errors = await self.app.connection.sqs.send_batch(url, [entry])
         if errors:
             raise errors["0"]
-        return await self._outcome(sent[0].message_id, order, worker, queue, timeout)
+        return await self._outcome(sent[0].message_id, order, worker, queue, options.get("timeout", 5.0))
 
     def _consumer(self, queue: Queue[Any] | PriorityQueue[Any], priority: str | None) -> Worker:
         if self._stack is None:
@@ -391,3 +389,8 @@ class Harness:
 
 def _consumes(worker: Worker, queue_name: str) -> bool:
     return any(level.name == queue_name for level in worker.queue.consumed_levels().queues.values())
+
+
+async def _close_shielded(stack: AsyncExitStack) -> None:
+    with anyio.CancelScope(shield=True):
+        await stack.aclose()

@@ -11,9 +11,9 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
-from .._transport import LifecycleChange, StoredObject
+from .._transport import LifecycleChange, PutOptions, StoredObject
 from ._common import aws_error
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -51,25 +51,18 @@ class MemoryS3:
         """The keys stored in ``bucket`` (empty when there is no such bucket), for tests to inspect."""
         return sorted(self._buckets[bucket].objects) if bucket in self._buckets else []
 
-    async def put_object(
-        self,
-        bucket: str,
-        key: str,
-        data: bytes,
-        *,
-        content_type: str | None = None,
-        encryption: Mapping[str, str] | None = None,
-    ) -> None:
+    async def put_object(self, bucket: str, key: str, data: bytes, **options: Unpack[PutOptions]) -> None:
         """PutObject; ``encryption`` holds ``ServerSideEncryption`` (and ``SSEKMSKeyId``), only stored."""
         operation = "PutObject"
         target = self._bucket(bucket, operation)
         if not 1 <= len(key.encode()) <= 1024:
             raise aws_error("KeyTooLongError", "Your key is too long", operation)
-        sse = (encryption or {}).get("ServerSideEncryption")
+        encryption = dict(options.get("encryption") or {})
+        sse = encryption.get("ServerSideEncryption")
         if sse is not None and sse not in _ENCRYPTION:
             raise aws_error("InvalidArgument", "The encryption method specified is not supported", operation)
         target.objects[key] = _Object(
-            bytes(data), content_type or _DEFAULT_CONTENT_TYPE, dict(encryption or {})
+            bytes(data), options.get("content_type") or _DEFAULT_CONTENT_TYPE, encryption
         )
 
     async def get_object(self, bucket: str, key: str, *, max_size: int) -> StoredObject:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
 
 import anyio
 
@@ -32,7 +33,7 @@ from .._transport import (
     md5_of_body,
 )
 from .._wire._limits import MAX_VISIBILITY
-from ._common import ACCOUNT_ID, REGION, aws_error, check_batch_ids, failure, message_size
+from ._common import aws_error, check_batch_ids, failure, message_size
 from ._queue_state import DEDUP_WINDOW, MemoryQueue, StoredMessage
 from ._receipts import Receipt, ReceiptSeal
 from ._sqs_control import SqsControl
@@ -55,17 +56,15 @@ class MemorySqs(SqsControl):
         clock: monotonic seconds; visibility timeouts, delays and the deduplication window run on it.
     """
 
-    def __init__(
-        self,
-        *,
-        account_id: str = ACCOUNT_ID,
-        region: str = REGION,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(account_id=account_id, region=region, clock=clock)
-        self._seal = ReceiptSeal()
-        # SQS sequence numbers are 20-digit, ever-increasing strings.
-        self._sequence = itertools.count(18_000_000_000_000_000_000)
+    @cached_property
+    def _seal(self) -> ReceiptSeal:
+        """Issues and reads this account's receipt handles."""
+        return ReceiptSeal()
+
+    @cached_property
+    def _sequence(self) -> Iterator[int]:
+        """SQS sequence numbers are 20-digit, ever-increasing strings."""
+        return itertools.count(18_000_000_000_000_000_000)
 
     # -- data plane -----------------------------------------------------------------------------------
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
-from ._common import ACCOUNT_ID, REGION
+from ._common import Account
 from ._s3 import MemoryS3
 from ._sns import MemorySns
 from ._sqs import MemorySqs
@@ -36,14 +34,8 @@ class MemoryTransport:
 
     name: str = "memory"
 
-    def __init__(
-        self,
-        *,
-        account_id: str = ACCOUNT_ID,
-        region: str = REGION,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.sqs = MemorySqs(account_id=account_id, region=region, clock=clock)
+    def __init__(self, **account: Unpack[Account]) -> None:
+        self.sqs = MemorySqs(**account)
         self.sns = MemorySns(self.sqs)
         self.s3 = MemoryS3()
 
