@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -30,11 +30,7 @@ from .._transport import (
 )
 from .._worker._worker import Middleware, Worker
 from ._topology import TopologyRegistry
-from ._workers import WorkerRegistry
-
-T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
-Hook = Callable[[], Awaitable[None]]
+from ._workers import Hook, WorkerRegistry
 
 
 class App(TopologyRegistry, WorkerRegistry):

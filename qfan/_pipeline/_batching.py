@@ -54,11 +54,8 @@ class Coalescer(Generic[In, Out]):
         size_of: Callable[[In], int] | None = None,
         serial: bool = False,
     ) -> None:
-        self._flush = flush
-        self._linger = linger
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._size_of = size_of
+        self._flush, self._linger = flush, linger
+        self._max_entries, self._max_bytes, self._size_of = max_entries, max_bytes, size_of
         self._open: _Batch[In, Out] | None = None
         self._serial = anyio.Lock() if serial else None
 

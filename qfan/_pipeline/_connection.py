@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Generic, TypeVar
 
 import anyio
 
@@ -15,6 +17,24 @@ from .._transport import (
     Transport,
 )
 from ._hooks import HookSet
+
+T = TypeVar("T")
+
+
+class _Lazy(Generic[T]):
+    """A value made by ``make`` on the first :meth:`get` (once, however many tasks ask at that time)."""
+
+    def __init__(self, make: Callable[[], Awaitable[T]]) -> None:
+        self._make = make
+        self._value: T | None = None
+        self._lock = anyio.Lock()
+
+    async def get(self) -> T:
+        if self._value is None:
+            async with self._lock:
+                if self._value is None:
+                    self._value = await self._make()
+        return self._value
 
 
 class Connection:
@@ -47,9 +67,8 @@ class Connection:
         self._transport = transport
         self._settings = settings
         self._stack = stack
-        self._sns: RetryingSns | None = None
-        self._s3: RetryingObjectStore | None = None
-        self._lock = anyio.Lock()
+        self._sns = _Lazy(self._open_sns)
+        self._s3 = _Lazy(self._open_s3)
 
     @classmethod
     async def open(
@@ -67,18 +86,16 @@ class Connection:
 
     async def sns(self) -> RetryingSns:
         """The SNS plane, opened on first use."""
-        if self._sns is None:
-            async with self._lock:
-                if self._sns is None:
-                    plane = await self._stack.enter_async_context(self._transport.open_sns(self._settings))
-                    self._sns = RetryingSns(plane, self.retry)
-        return self._sns
+        return await self._sns.get()
 
     async def s3(self) -> RetryingObjectStore:
         """The S3 plane of offloaded payloads, opened on first use."""
-        if self._s3 is None:
-            async with self._lock:
-                if self._s3 is None:
-                    plane = await self._stack.enter_async_context(self._transport.open_s3(self._settings))
-                    self._s3 = RetryingObjectStore(plane, self.retry)
-        return self._s3
+        return await self._s3.get()
+
+    async def _open_sns(self) -> RetryingSns:
+        plane = await self._stack.enter_async_context(self._transport.open_sns(self._settings))
+        return RetryingSns(plane, self.retry)
+
+    async def _open_s3(self) -> RetryingObjectStore:
+        plane = await self._stack.enter_async_context(self._transport.open_s3(self._settings))
+        return RetryingObjectStore(plane, self.retry)

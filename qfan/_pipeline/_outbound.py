@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
@@ -25,6 +26,14 @@ from ._outgoing import Destination, Outgoing, chunks, fit, prepare, verify_sent
 from ._payloads import Payloads
 
 T = TypeVar("T")
+E = TypeVar("E")
+A = TypeVar("A", bound="_Answer")
+
+
+class _Answer(Protocol):
+    @property
+    def id(self) -> str: ...
+
 
 SendBatch = Callable[[Sequence[Outgoing]], Awaitable[list[str | QfanError]]]
 """Sends one batch (at most 10 entries and the destination's size) and returns a result per entry."""
@@ -34,35 +43,37 @@ _SEND_MANY_CONCURRENCY = 8
 
 def sqs_batches(sqs: RetryingSqs, queue_url: str, fifo: bool) -> SendBatch:
     """SendMessageBatch to ``queue_url``, each sent entry's digests checked against what was sent."""
-
-    async def send(batch: Sequence[Outgoing]) -> list[str | QfanError]:
-        entries = [
-            SendEntry(str(i), e.body, e.attributes, e.delay, e.group_id, e.dedup_id)
-            for i, e in enumerate(batch)
-        ]
-        sent, errors = await sqs.send_batch(queue_url, entries)
-        results = _unanswered("SendMessageBatch", len(batch))
-        for ok in sent:
-            results[int(ok.id)] = verify_sent(ok, batch[int(ok.id)], fifo)
-        for entry_id, error in errors.items():
-            results[int(entry_id)] = error
-        return results
-
-    return send
+    return _batches(
+        "SendMessageBatch",
+        partial(sqs.send_batch, queue_url),
+        lambda i, e: SendEntry(i, e.body, e.attributes, e.delay, e.group_id, e.dedup_id),
+        lambda ok, e: verify_sent(ok, e, fifo),
+    )
 
 
 def sns_batches(sns: RetryingSns, topic_arn: str) -> SendBatch:
     """PublishBatch to ``topic_arn`` (SNS reports no digests to check)."""
+    return _batches(
+        "PublishBatch",
+        partial(sns.publish_batch, topic_arn),
+        lambda i, e: PublishEntry(i, e.body, e.attributes, e.subject, e.group_id, e.dedup_id),
+        lambda ok, e: ok.message_id,
+    )
+
+
+def _batches(
+    operation: str,
+    call: Callable[[list[E]], Awaitable[tuple[list[A], dict[str, QfanError]]]],
+    entry: Callable[[str, Outgoing], E],
+    result: Callable[[A, Outgoing], str | QfanError],
+) -> SendBatch:
+    """A batch call: each message as an entry (its id, its index), then each answer matched back to it."""
 
     async def send(batch: Sequence[Outgoing]) -> list[str | QfanError]:
-        entries = [
-            PublishEntry(str(i), e.body, e.attributes, e.subject, e.group_id, e.dedup_id)
-            for i, e in enumerate(batch)
-        ]
-        published, errors = await sns.publish_batch(topic_arn, entries)
-        results = _unanswered("PublishBatch", len(batch))
-        for ok in published:
-            results[int(ok.id)] = ok.message_id
+        done, errors = await call([entry(str(i), e) for i, e in enumerate(batch)])
+        results = _unanswered(operation, len(batch))
+        for ok in done:
+            results[int(ok.id)] = result(ok, batch[int(ok.id)])
         for entry_id, error in errors.items():
             results[int(entry_id)] = error
         return results

@@ -7,13 +7,7 @@ from dataclasses import dataclass
 
 from .._exceptions import QueueConflict, QueueNameExists, QueueNotFound
 from .._pipeline._connection import Connection
-from ._queue_options import (
-    MAX_MESSAGE_SIZE,
-    QueueOptions,
-    attribute_differences,
-    immutable_differences,
-    tag_differences,
-)
+from ._queue_options import MAX_MESSAGE_SIZE, QueueOptions, queue_diff
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +60,14 @@ async def _reconcile(
     conn: Connection, options: QueueOptions, url: str, wanted: dict[str, str], existing: dict[str, str]
 ) -> dict[str, str]:
     """Compare an existing queue with the declaration; update it only when asked to."""
-    sqs, tags = conn.sqs, options.tags
-    differences = attribute_differences(wanted, existing)
-    tag_diff = tag_differences(tags, await sqs.list_queue_tags(url))
-    if not differences and not tag_diff:
+    sqs = conn.sqs
+    diff = queue_diff(options, wanted, existing, await sqs.list_queue_tags(url))
+    if diff.action == "unchanged":
         return existing
-    fixed = immutable_differences(differences)
-    if fixed:
-        raise QueueConflict(options.name, fixed)
-    if options.on_conflict != "update":
-        raise QueueConflict(options.name, {**differences, **tag_diff})
-    if differences:
-        changes = {name: wanted[name] for name in differences}
-        await sqs.set_queue_attributes(url, changes)
-    if tag_diff:
-        await sqs.tag_queue(url, tags)
+    if diff.action == "conflict":
+        raise QueueConflict(options.name, diff.conflicting)
+    if diff.attributes:
+        await sqs.set_queue_attributes(url, {name: wanted[name] for name in diff.attributes})
+    if diff.tags:
+        await sqs.tag_queue(url, options.tags)
     return await sqs.get_queue_attributes(url)

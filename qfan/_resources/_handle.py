@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -23,11 +23,15 @@ class _State(Protocol):
     @property
     def connection(self) -> Connection: ...
 
+    @property
+    def info(self) -> Any: ...
+
 
 S = TypeVar("S", bound=_State)
+I = TypeVar("I")  # noqa: E741 - what declaring learned (QueueInfo, TopicInfo)
 
 
-class Handle(Generic[S]):
+class Handle(Generic[S, I]):
     """A handle declared lazily: on first use, again when its app opens a new connection, once at a time.
 
     Args:
@@ -50,6 +54,18 @@ class Handle(Generic[S]):
     def fifo(self) -> bool:
         """Whether it is FIFO."""
         return bool(self._options.fifo)
+
+    @property
+    def info(self) -> I:
+        """What declaring learned (URL or ARN, attributes); raises ``QfanError`` before the first declare."""
+        info: I = self._known().info
+        return info
+
+    async def declare(self) -> I:
+        """Create it if missing, else check its attributes against the declaration (see ``on_conflict``
+        for queues; a topic's differences raise ``TopicConflict``). Idempotent; returns :attr:`info`."""
+        info: I = (await self._state()).info
+        return info
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}{' fifo' if self.fifo else ''}>"

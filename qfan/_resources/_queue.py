@@ -54,7 +54,7 @@ class _Declared:
         self.receipts = Receipts(connection.sqs, info.url, payloads, linger=linger)
 
 
-class Queue(Handle[_Declared], Generic[T]):
+class Queue(Handle[_Declared, QueueInfo], Generic[T]):
     """A handle on one SQS queue; create it with :meth:`qfan.App.queue`.
 
     Declaring is idempotent and happens when the app opens (or on first use): the queue is created if
@@ -85,16 +85,7 @@ class Queue(Handle[_Declared], Generic[T]):
         self._topics: list[str] = []
         self._topic_rule: AcceptedTopics | None = None
 
-    @property
-    def info(self) -> QueueInfo:
-        """What declaring learned (URL, ARN, limits); raises ``QfanError`` before the first declare."""
-        return self._known().info
-
     # -- declaring ------------------------------------------------------------------------------------
-
-    async def declare(self) -> QueueInfo:
-        """Create the queue if missing, else check (or update) its attributes. Idempotent."""
-        return (await self._state()).info
 
     async def _declare_on(self, connection: Connection) -> _Declared:
         dead_letter_arn = None if self.dead_letter is None else (await self.dead_letter.declare()).arn

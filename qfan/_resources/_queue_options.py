@@ -219,3 +219,42 @@ def tag_differences(
         for key, value in wanted.items()
         if existing.get(key) != value
     }
+
+
+Differences = dict[str, tuple[str | None, str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDiff:
+    """How a live queue differs from its declaration, and what declaring does about it.
+
+    ``declare`` acts on it and ``plan`` reports it: the one place that decides between the two.
+
+    Attributes:
+        attributes: attribute differences, name -> (wanted, existing).
+        tags: declared tags missing or different, ``tag:<key>`` -> (wanted, existing).
+        action: ``unchanged``; ``update`` (differences that ``on_conflict="update"`` may fix); or
+            ``conflict`` (an immutable attribute differs, or updating was not allowed).
+        conflicting: for ``conflict``, what ``QueueConflict`` reports (the immutable differences when there
+            are any, else every difference).
+    """
+
+    attributes: Differences
+    tags: Differences
+    action: Literal["unchanged", "update", "conflict"]
+    conflicting: Differences
+
+
+def queue_diff(
+    options: QueueOptions, wanted: Mapping[str, str], existing: Mapping[str, str], tags: Mapping[str, str]
+) -> QueueDiff:
+    """Compare a live queue (its ``existing`` attributes and ``tags``) with ``wanted`` from ``options``."""
+    attributes = attribute_differences(wanted, existing)
+    tag_diff = tag_differences(options.tags, tags)
+    every = {**attributes, **tag_diff}
+    fixed = immutable_differences(attributes)
+    if not every:
+        return QueueDiff(attributes, tag_diff, "unchanged", {})
+    if fixed or options.on_conflict != "update":
+        return QueueDiff(attributes, tag_diff, "conflict", fixed or every)
+    return QueueDiff(attributes, tag_diff, "update", {})

@@ -100,7 +100,7 @@ class _Declared:
         )
 
 
-class Topic(Handle[_Declared], Generic[T]):
+class Topic(Handle[_Declared, TopicInfo], Generic[T]):
     """A handle on one SNS topic; create it with :meth:`qfan.App.topic`."""
 
     def __init__(
@@ -115,15 +115,6 @@ class Topic(Handle[_Declared], Generic[T]):
         self.options = options
         self.offload = offload
         self.encoder = Encoder(format)
-
-    @property
-    def info(self) -> TopicInfo:
-        """ARN and attributes; raises ``QfanError`` before the first declare."""
-        return self._known().info
-
-    async def declare(self) -> TopicInfo:
-        """Create the topic if missing, else check its attributes (differences: ``TopicConflict``)."""
-        return (await self._state()).info
 
     async def _declare_on(self, connection: Connection) -> _Declared:
         sns = await connection.sns()

@@ -11,7 +11,7 @@ from .._exceptions import QueueNotFound
 from .._pipeline._connection import Connection
 from .._transport import RetryingSns
 from ._queue import Queue
-from ._queue_options import attribute_differences, immutable_differences, tag_differences
+from ._queue_options import attribute_differences, queue_diff
 from ._queue_policy import merge_sns_statement
 from ._subscription import Subscription
 from ._topic import Topic
@@ -61,17 +61,12 @@ async def plan_queue(conn: Connection, queue: Queue[Any]) -> tuple[PlanItem, dic
     if queue.dead_letter is not None:
         dead_letter = await _queue_state(conn, queue.dead_letter.name)
         dead_letter_arn = None if dead_letter is None else dead_letter.get("QueueArn")
-    differences = attribute_differences(queue.options.attributes(dead_letter_arn), existing)
+    tags = {}
     if queue.options.tags:
-        url = await conn.sqs.get_queue_url(queue.name)
-        tags = await conn.sqs.list_queue_tags(url)
-        differences.update(tag_differences(queue.options.tags, tags))
-    if not differences:
-        return PlanItem("queue", queue.name, "unchanged"), existing
-    conflict = immutable_differences(differences) or queue.options.on_conflict != "update"
-    return PlanItem(
-        "queue", queue.name, "conflict" if conflict else "update", _describe(differences)
-    ), existing
+        tags = await conn.sqs.list_queue_tags(await conn.sqs.get_queue_url(queue.name))
+    diff = queue_diff(queue.options, queue.options.attributes(dead_letter_arn), existing, tags)
+    detail = _describe({**diff.attributes, **diff.tags})
+    return PlanItem("queue", queue.name, diff.action, detail), existing
 
 
 async def plan_topic(conn: RetryingSns, topic: Topic[Any]) -> tuple[PlanItem, str | None]:

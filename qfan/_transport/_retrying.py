@@ -9,17 +9,21 @@ alone, and every entry that did not succeed has the error it ended with (never d
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Unpack
+from typing import TypeVar, Unpack
 
 from .._exceptions import QfanError
 from . import _types as wire
 from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
 from ._retry import RetryPolicy
 
-BatchOutcome = tuple[list[str], dict[str, QfanError]]
+T = TypeVar("T")
+Answered = tuple[list[T], dict[str, QfanError]]
+"""What a batch call did: the entries it succeeded with, and each other entry's error by entry id."""
 
 
+@dataclass(eq=False)
 class RetryingSqs:
     """SQS's data and control planes, every call retried by ``retry``.
 
@@ -29,16 +33,15 @@ class RetryingSqs:
         retry: the policy applied to every call.
     """
 
-    def __init__(self, data: SqsDataPlane, control: SqsControlPlane, retry: RetryPolicy) -> None:
-        self.data = data
-        self.control = control
-        self.retry = retry
+    data: SqsDataPlane
+    control: SqsControlPlane
+    retry: RetryPolicy
 
     # -- data plane -----------------------------------------------------------------------------------
 
     async def send_batch(
         self, queue_url: str, entries: Sequence[wire.SendEntry]
-    ) -> tuple[list[wire.SentMessage], dict[str, QfanError]]:
+    ) -> Answered[wire.SentMessage]:
         """SendMessageBatch: what was sent, and each unsent entry's error by entry id."""
         return await self.retry.call_batch(
             "SendMessageBatch", partial(self.data.send_batch, queue_url), entries
@@ -58,7 +61,7 @@ class RetryingSqs:
             )
         )
 
-    async def delete_batch(self, queue_url: str, entries: Sequence[wire.ReceiptEntry]) -> BatchOutcome:
+    async def delete_batch(self, queue_url: str, entries: Sequence[wire.ReceiptEntry]) -> Answered[str]:
         """DeleteMessageBatch: the deleted entry ids, and each other entry's error."""
         return await self.retry.call_batch(
             "DeleteMessageBatch", partial(self.data.delete_batch, queue_url), entries
@@ -66,7 +69,7 @@ class RetryingSqs:
 
     async def change_visibility_batch(
         self, queue_url: str, entries: Sequence[wire.VisibilityEntry]
-    ) -> BatchOutcome:
+    ) -> Answered[str]:
         """ChangeMessageVisibilityBatch: the changed entry ids, and each other entry's error."""
         return await self.retry.call_batch(
             "ChangeMessageVisibilityBatch", partial(self.data.change_visibility_batch, queue_url), entries
@@ -110,20 +113,19 @@ class RetryingSqs:
         )
 
 
+@dataclass(eq=False)
 class RetryingSns:
     """The SNS plane, every call retried by ``retry``."""
 
-    def __init__(self, sns: SnsPlane, retry: RetryPolicy) -> None:
-        self.plane = sns
-        self.retry = retry
+    plane: SnsPlane
+    retry: RetryPolicy
 
     async def publish_batch(
         self, topic_arn: str, entries: Sequence[wire.PublishEntry]
-    ) -> tuple[list[wire.PublishedMessage], dict[str, QfanError]]:
+    ) -> Answered[wire.PublishedMessage]:
         """PublishBatch: what was published, and each unpublished entry's error by entry id."""
-        return await self.retry.call_batch(
-            "PublishBatch", partial(self.plane.publish_batch, topic_arn), entries
-        )
+        publish = partial(self.plane.publish_batch, topic_arn)
+        return await self.retry.call_batch("PublishBatch", publish, entries)
 
     async def find_topic(self, name: str) -> str | None:
         return await self.retry.call(partial(self.plane.find_topic, name))
@@ -153,12 +155,12 @@ class RetryingSns:
         await self.retry.call(partial(self.plane.set_subscription_attribute, subscription_arn, name, value))
 
 
+@dataclass(eq=False)
 class RetryingObjectStore:
     """The S3 plane of offloaded payloads, every call retried by ``retry`` (keys make puts idempotent)."""
 
-    def __init__(self, s3: ObjectStore, retry: RetryPolicy) -> None:
-        self.plane = s3
-        self.retry = retry
+    plane: ObjectStore
+    retry: RetryPolicy
 
     async def put_object(
         self, bucket: str, key: str, data: bytes, **options: Unpack[wire.PutOptions]

@@ -84,14 +84,20 @@ class StoredMessage:
 
 
 @dataclass(eq=False)
-class MemoryQueue:
-    """One queue: name, URL, ARN, attributes as SQS reports them, tags and messages in send order."""
+class Resource:
+    """A queue or a topic: its name, ARN, attributes as AWS reports them, and tags."""
 
     name: str
-    url: str
     arn: str
     attributes: dict[str, str]
     tags: dict[str, str]
+
+
+@dataclass(eq=False)
+class MemoryQueue(Resource):
+    """One queue: a :class:`Resource` with its URL, times, and messages in send order."""
+
+    url: str
     created: int
     modified: int
     messages: dict[str, StoredMessage] = field(default_factory=dict)

@@ -21,6 +21,7 @@ from typing import Any
 from .._transport import BatchResult, EntryFailure, PublishedMessage, PublishEntry, WireAttribute
 from ._common import aws_error, check_batch_ids, failure, message_size
 from ._filter import FilterPolicyError, matches_attributes, matches_body, parse_policy
+from ._queue_state import Resource
 from ._sns_rules import (
     check_subscription_attribute,
     check_topic_attributes,
@@ -31,6 +32,7 @@ from ._sqs import MemorySqs
 
 _BATCH_LIMIT = 262_144  # PublishBatch: 256 KiB for all entries together
 _DEDUP_WINDOW = 300.0
+_CONFIRMED_SQS = {"Protocol": "sqs", "ConfirmationWasAuthenticated": "true", "PendingConfirmation": "false"}
 
 
 @dataclass(eq=False)
@@ -43,11 +45,7 @@ class _Subscription:
 
 
 @dataclass(eq=False)
-class _Topic:
-    name: str
-    arn: str
-    attributes: dict[str, str]
-    tags: dict[str, str]
+class _Topic(Resource):
     subscriptions: dict[str, _Subscription] = field(default_factory=dict)
     dedup: dict[str, tuple[float, str, str]] = field(default_factory=dict)
 
@@ -191,16 +189,9 @@ class MemorySns:
     async def get_subscription_attributes(self, subscription_arn: str) -> dict[str, str]:
         """GetSubscriptionAttributes."""
         subscription = self._subscription(subscription_arn, "GetSubscriptionAttributes")
-        return {
-            "SubscriptionArn": subscription.arn,
-            "TopicArn": subscription.topic_arn,
-            "Protocol": "sqs",
-            "Endpoint": subscription.queue_arn,
-            "Owner": self._sqs.account_id,
-            "ConfirmationWasAuthenticated": "true",
-            "PendingConfirmation": "false",
-            **subscription.attributes,
-        }
+        arns = {"SubscriptionArn": subscription.arn, "TopicArn": subscription.topic_arn}
+        endpoint = {"Endpoint": subscription.queue_arn, "Owner": self._sqs.account_id}
+        return {**arns, **endpoint, **_CONFIRMED_SQS, **subscription.attributes}
 
     async def set_subscription_attribute(self, subscription_arn: str, name: str, value: str) -> None:
         """SetSubscriptionAttributes."""

@@ -56,6 +56,12 @@ class MemorySqs(SqsControl):
         clock: monotonic seconds; visibility timeouts, delays and the deduplication window run on it.
     """
 
+    def _batch_on(self, queue_url: str, ids: list[str], operation: str) -> tuple[MemoryQueue, float]:
+        """The queue a batch call names, once its entry ids are checked, and the time it is made."""
+        queue = self._queue(queue_url, operation)
+        check_batch_ids(ids, operation)
+        return queue, self._clock()
+
     @cached_property
     def _seal(self) -> ReceiptSeal:
         """Issues and reads this account's receipt handles."""
@@ -241,10 +247,7 @@ class MemorySqs(SqsControl):
     async def delete_batch(self, queue_url: str, entries: Sequence[ReceiptEntry]) -> BatchResult[str]:
         """DeleteMessageBatch. Deleting an already deleted message succeeds, as on SQS; on a FIFO queue a
         handle whose visibility timeout ended (or that a later receive replaced) has expired."""
-        operation = "DeleteMessageBatch"
-        queue = self._queue(queue_url, operation)
-        check_batch_ids([entry.id for entry in entries], operation)
-        now = self._clock()
+        queue, now = self._batch_on(queue_url, [entry.id for entry in entries], "DeleteMessageBatch")
         succeeded: list[str] = []
         failed: list[EntryFailure] = []
         for entry in entries:
@@ -266,10 +269,9 @@ class MemorySqs(SqsControl):
         self, queue_url: str, entries: Sequence[VisibilityEntry]
     ) -> BatchResult[str]:
         """ChangeMessageVisibilityBatch: the new timeout counts from now, for messages in flight only."""
-        operation = "ChangeMessageVisibilityBatch"
-        queue = self._queue(queue_url, operation)
-        check_batch_ids([entry.id for entry in entries], operation)
-        now = self._clock()
+        queue, now = self._batch_on(
+            queue_url, [entry.id for entry in entries], "ChangeMessageVisibilityBatch"
+        )
         succeeded: list[str] = []
         failed: list[EntryFailure] = []
         for entry in entries:

@@ -102,7 +102,7 @@ class SqsControl:
             return existing.url
         now = int(time.time())
         merged = {k: v for k, v in initial_attributes(name, stored).items() if v != ""}
-        queue = MemoryQueue(name, self.url_of(name), self.arn_of(name), merged, dict(tags), now, now)
+        queue = MemoryQueue(name, self.arn_of(name), merged, dict(tags), self.url_of(name), now, now)
         self._queues[queue.url] = queue
         return queue.url
 
