@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -22,6 +24,7 @@ from ._commands import (
     _send,
     _sweep,
 )
+from ._supervisor import processes_option, supervise
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--drain-timeout", type=float, default=30.0, help="seconds running handlers get on shutdown (30)"
     )
+    run.add_argument(
+        "--processes",
+        type=_processes,
+        default=1,
+        metavar="N",
+        help="worker processes of this app under one supervisor (default 1; 'auto': one per core); "
+        "crashed ones are restarted, signals are forwarded",
+    )
     run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     run.add_argument(
         "--log-wire",
@@ -123,6 +134,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _processes(value: str) -> int:
+    try:
+        return processes_option(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _event_loop(worker: bool) -> dict[str, bool]:
+    """uvloop for ``qfan run`` when it is installed (``pip install 'qfan[speed]'``), else asyncio's loop."""
+    if not worker or os.environ.get("QFAN_UVLOOP", "1") == "0":
+        return {}
+    return {"use_uvloop": importlib.util.find_spec("uvloop") is not None}
+
+
 def _version() -> str:
     from .. import __version__
 
@@ -131,10 +156,13 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qfan`` console script."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(arguments)
     command: Callable[[argparse.Namespace], Awaitable[int]] = args.run
     try:
-        return anyio.run(command, args)
+        if getattr(args, "processes", 1) > 1:
+            return supervise(arguments, args.processes, args.drain_timeout)
+        return anyio.run(command, args, backend_options=_event_loop(command is _run))
     except QfanError as exc:
         print(redact(f"qfan: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ app = qfan.App("recording-worker")
 items = app.queue(os.environ.get("QFAN_TEST_QUEUE", "recording"), Item, visibility_timeout=2)
 _out = os.environ.get("QFAN_TEST_OUT", os.devnull)
 _sleep = float(os.environ.get("QFAN_TEST_SLEEP", "0.2"))
+_pids = os.environ.get("QFAN_TEST_PIDS")  # if set, "id pid" lines: which process handled what
 
 
 @app.worker(items, concurrency=4, prefetch=4)
@@ -28,3 +29,6 @@ async def record(item: Item) -> None:
     with open(_out, "a") as out:  # noqa: ASYNC230 - a tiny append, the point is to be durable at once
         out.write(f"{item.id}\n")
         out.flush()
+    if _pids:
+        with open(_pids, "a") as pids:  # noqa: ASYNC230 - as above
+            pids.write(f"{item.id} {os.getpid()}\n")
