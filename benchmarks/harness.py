@@ -10,12 +10,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .clients import CLIENTS, scenario_function
 from .common import Job, NotAvailable, Outcome, percentile
+from .latency import latency_proxy
 from .resources import FANOUT_QUEUES, Admin, Resources
 from .servers import Server
 
@@ -26,7 +28,11 @@ SCENARIOS: dict[str, str] = {
     "fanout": f"publish N to an SNS topic with {FANOUT_QUEUES} subscribed queues",
     "rpc": "request/response round trips at several concurrencies",
     "offload": "300 KiB payloads (S3 offload where the client has it)",
+    "e2e-20ms": "e2e through a proxy adding 20 ms each way (about as far as real SQS)",
 }
+BASE_SCENARIO = {"e2e-20ms": "e2e"}
+"""Scenarios that run another scenario's client code under different conditions."""
+LATENCY = {"e2e-20ms": 0.02}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,6 +42,7 @@ class Settings:
     fanout_messages: int = 3000
     rpc_messages: int = 900
     offload_messages: int = 200
+    latency_messages: int = 1000
     body_bytes: int = 200
     offload_bytes: int = 300 * 1024
     concurrency: int = 16
@@ -51,6 +58,8 @@ class Settings:
             return self.rpc_messages, self.body_bytes
         if scenario == "offload":
             return self.offload_messages, self.offload_bytes
+        if scenario in LATENCY:  # at most the e2e count: a naive client makes 3 round trips per message
+            return min(self.latency_messages, self.messages), self.body_bytes
         return self.messages, self.body_bytes
 
 
@@ -173,20 +182,26 @@ async def run_cell(
     admin: Admin, server: Server, settings: Settings, client: str, scenario: str, progress: Progress
 ) -> Cell:
     label = f"{scenario} · {client}"
+    base = BASE_SCENARIO.get(scenario, scenario)
     try:
-        scenario_function(client, scenario)
+        scenario_function(client, base)
+        if scenario in LATENCY and server.endpoint_url is None:
+            raise NotAvailable("AWS itself is already that far away")
     except NotAvailable as exc:
         cell = Cell(client, scenario, "n/a", str(exc))
         progress.finished(label, cell)
         return cell
     messages, body_bytes = settings.size_of(scenario)
-    made = await admin.create(scenario, client.replace("-", "")[:12])
+    made = await admin.create(base, client.replace("-", "")[:12])
     try:
-        job = _job(settings, server, client, scenario, messages, body_bytes, made)
+        job = _job(settings, server, client, base, messages, body_bytes, made)
         server_cpu = server.cpu_seconds()
-        outcome, usage = await asyncio.to_thread(
-            run_child, job, child_environment(server), settings.timeout, progress, label
-        )
+        with ExitStack() as stack:
+            if scenario in LATENCY and job.endpoint_url is not None:
+                job.endpoint_url = stack.enter_context(latency_proxy(job.endpoint_url, LATENCY[scenario]))
+            outcome, usage = await asyncio.to_thread(
+                run_child, job, child_environment(server), settings.timeout, progress, label
+            )
         server_cpu_after = server.cpu_seconds()
         cell = _cell(client, scenario, outcome, usage)
         if outcome.status == "ok":
@@ -194,7 +209,7 @@ async def run_cell(
                 cell.server_cpu_us_per_msg = round(
                     (server_cpu_after - server_cpu) / outcome.messages * 1e6, 1
                 )
-            await _verify(admin, cell, scenario, messages, outcome, made)
+            await _verify(admin, cell, base, messages, outcome, made)
     finally:
         await admin.delete(made)
     progress.finished(label, cell)
