@@ -19,8 +19,10 @@ from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
 from ._botocore import BotocoreSqs, open_client, plane_connection
 from ._s3 import open_s3
 from ._settings import ConnectionSettings
-from ._sns import open_sns
-from ._sqs_json import FastSqs, http_session
+from ._signed import ErrorReader, SignedClient, http_session
+from ._sns import BotocoreSns
+from ._sns_query import FastSns, error_from_xml
+from ._sqs_json import FastSqs, error_from_response
 
 TransportName = Literal["fast", "botocore"]
 TRANSPORTS: tuple[TransportName, ...] = get_args(TransportName)
@@ -45,6 +47,26 @@ async def _credentials(settings: ConnectionSettings, session: AioSession) -> Any
 
 
 @asynccontextmanager
+async def _lean(
+    settings: ConnectionSettings, session: AioSession, client: Any, service: str, errors: ErrorReader
+) -> AsyncIterator[SignedClient]:
+    """Signed posts beside ``client``: its endpoint, region, credentials, proxy and TLS settings."""
+    credentials = await _credentials(settings, session)
+    connection = await plane_connection(client)
+    async with http_session(settings, connection.connector) as http:
+        yield SignedClient(
+            http,
+            client.meta.endpoint_url,
+            client.meta.region_name,
+            service,
+            credentials,
+            errors=errors,
+            proxy=connection.proxy,
+            proxy_headers=connection.proxy_headers,
+        )
+
+
+@asynccontextmanager
 async def open_sqs_planes(
     settings: ConnectionSettings, transport: TransportName
 ) -> AsyncIterator[tuple[SqsDataPlane, SqsControlPlane]]:
@@ -55,26 +77,25 @@ async def open_sqs_planes(
         if transport == "botocore":
             yield control, control
             return
-        credentials = await _credentials(settings, session)
-        # The botocore client's proxy and TLS settings, so that both planes connect the same way.
-        connection = await plane_connection(client)
-        async with http_session(settings, connection.connector) as http:
-            yield (
-                FastSqs(
-                    http,
-                    client.meta.endpoint_url,
-                    client.meta.region_name,
-                    credentials,
-                    proxy=connection.proxy,
-                    proxy_headers=connection.proxy_headers,
-                ),
-                control,
-            )
+        async with _lean(settings, session, client, "sqs", error_from_response) as signed:
+            yield FastSqs(signed), control
+
+
+@asynccontextmanager
+async def open_sns_plane(settings: ConnectionSettings, transport: TransportName) -> AsyncIterator[SnsPlane]:
+    """Open SNS for the block: ``PublishBatch`` on ``transport``, everything else on aiobotocore."""
+    session = AioSession(profile=settings.profile)
+    async with open_client(settings, "sns", session=session) as client:
+        if transport == "botocore":
+            yield BotocoreSns(client)
+            return
+        async with _lean(settings, session, client, "sns", error_from_xml) as signed:
+            yield FastSns(client, signed)
 
 
 class AwsTransport:
-    """The AWS transports: SQS's per-message calls on the lean plane (``"fast"``) or on aiobotocore
-    (``"botocore"``); SQS management, SNS and S3 on aiobotocore either way.
+    """The AWS transports: SQS's per-message calls and SNS's ``PublishBatch`` on the lean planes
+    (``"fast"``) or on aiobotocore (``"botocore"``); SQS and SNS management, and S3, on aiobotocore.
 
     Args:
         name: ``"fast"`` or ``"botocore"``; ``None`` reads ``QFAN_TRANSPORT``, else ``"fast"``.
@@ -89,7 +110,7 @@ class AwsTransport:
         return open_sqs_planes(settings, self.name)  # type: ignore[arg-type]
 
     def open_sns(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[SnsPlane]:
-        return open_sns(settings)
+        return open_sns_plane(settings, self.name)  # type: ignore[arg-type]
 
     def open_s3(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[ObjectStore]:
         return open_s3(settings)
