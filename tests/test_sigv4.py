@@ -107,3 +107,62 @@ def test_cached_signing_key_follows_the_secret_and_the_day() -> None:
             patch.setattr(auth, "get_current_datetime", lambda c=clock: c.replace(tzinfo=None))
             auth.SigV4Auth(credentials, "sqs", region).add_auth(request)
         assert signed["Authorization"] == request.headers["Authorization"]
+
+
+# -- S3 (the lean offload path): PUT/GET/DELETE, path-style, S3SigV4Auth's payload rules -------------------
+
+
+def botocore_s3_headers(method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+    request = AWSRequest(method=method, url=url, headers=dict(headers), data=body)
+    # As botocore's flexible checksums set it when a CRC32 header goes with the request.
+    request.context["checksum"] = {"request_algorithm": {"in": "header", "name": "x-amz-checksum-crc32"}}
+    request.context["has_streaming_input"] = method == "PUT"  # PutObject's body is a streaming blob
+    signer = auth.S3SigV4Auth(Credentials("AKIDEXAMPLE", "secret/key+value"), "s3", "eu-west-1")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "get_current_datetime", lambda: CLOCK.replace(tzinfo=None))
+        signer.add_auth(request)
+    names = ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256")
+    return {name: request.headers[name] for name in names}
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize(
+    ("method", "body", "content_type"),
+    [
+        ("PUT", b'{"pixels": "..."}' * 1000, "application/json"),
+        ("PUT", b"\x00\xff", None),
+        ("GET", b"", None),
+    ],
+)
+@pytest.mark.parametrize("key", ["payloads/4f1c-uuid", "scans/page 1/ä+é=~.json"])
+def test_s3_requests_sign_as_botocores_s3_signer(
+    scheme: str, method: str, body: bytes, content_type: str | None, key: str
+) -> None:
+    import hashlib
+    from urllib.parse import quote
+
+    from qfan._transport._s3_rest import UNSIGNED_PAYLOAD, crc32_header
+
+    path = f"/bucket-1/{quote(key, safe='/~')}"
+    url = f"{scheme}://s3.eu-west-1.amazonaws.com{path}"
+    unsigned = scheme == "https" and method == "PUT"
+    payload_hash = UNSIGNED_PAYLOAD if unsigned else hashlib.sha256(body).hexdigest()
+    headers = {"x-amz-content-sha256": payload_hash}
+    if unsigned:
+        headers["x-amz-checksum-crc32"] = crc32_header(body)
+    if content_type is not None:
+        headers["content-type"] = content_type
+    theirs = botocore_s3_headers(method, url, headers, body)
+    ours = SigV4Signer("s3", "eu-west-1").sign(
+        path=path,
+        headers={"host": host_of(url), **headers},
+        body=body,
+        access_key="AKIDEXAMPLE",
+        secret_key="secret/key+value",
+        token=None,
+        now=CLOCK,
+        method=method,
+        payload_hash=payload_hash,
+    )
+    assert theirs["X-Amz-Content-SHA256"] == payload_hash
+    assert ours == {"X-Amz-Date": theirs["X-Amz-Date"], "Authorization": theirs["Authorization"]}

@@ -18,7 +18,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from qfan import AwsError
 from qfan._transport import PublishEntry, WireAttribute
 from qfan._transport._botocore import batch_item, entry_failures
-from qfan._transport._sns_query import error_from_xml, form_encode, parse_publish_batch, publish_batch_params
+from qfan._transport._sns_query import form_encode, parse_publish_batch, publish_batch_params
+from qfan._transport._xml import error_from_xml
 
 ARN = "arn:aws:sns:us-east-1:123456789012:orders.fifo"
 _MODEL = botocore.session.get_session().get_service_model("sns")

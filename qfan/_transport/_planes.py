@@ -17,12 +17,14 @@ from aiobotocore.session import AioSession
 from .._exceptions import ConfigError
 from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
 from ._botocore import BotocoreSqs, open_client, plane_connection
-from ._s3 import open_s3
+from ._s3 import BotocoreS3, open_s3_client
+from ._s3_rest import FastS3
 from ._settings import ConnectionSettings
 from ._signed import ErrorReader, SignedClient, http_session
 from ._sns import BotocoreSns
-from ._sns_query import FastSns, error_from_xml
+from ._sns_query import FastSns
 from ._sqs_json import FastSqs, error_from_response
+from ._xml import error_from_xml
 
 TransportName = Literal["fast", "botocore"]
 TRANSPORTS: tuple[TransportName, ...] = get_args(TransportName)
@@ -93,9 +95,23 @@ async def open_sns_plane(settings: ConnectionSettings, transport: TransportName)
             yield FastSns(client, signed)
 
 
+@asynccontextmanager
+async def open_s3_plane(settings: ConnectionSettings, transport: TransportName) -> AsyncIterator[ObjectStore]:
+    """Open S3 for the block: objects on ``transport``, buckets and lifecycle rules on aiobotocore."""
+    session = AioSession(profile=settings.profile)
+    async with open_s3_client(settings, session) as client:
+        region = client.meta.region_name
+        if transport == "botocore":
+            yield BotocoreS3(client, region)
+            return
+        async with _lean(settings, session, client, "s3", error_from_xml) as signed:
+            yield FastS3(client, region, signed)
+
+
 class AwsTransport:
-    """The AWS transports: SQS's per-message calls and SNS's ``PublishBatch`` on the lean planes
-    (``"fast"``) or on aiobotocore (``"botocore"``); SQS and SNS management, and S3, on aiobotocore.
+    """The AWS transports: the per-message calls (SQS send/receive/delete/visibility, SNS ``PublishBatch``,
+    S3 put/get/delete of payloads) on the lean planes (``"fast"``) or on aiobotocore (``"botocore"``);
+    management calls (queues, topics, subscriptions, buckets) on aiobotocore either way.
 
     Args:
         name: ``"fast"`` or ``"botocore"``; ``None`` reads ``QFAN_TRANSPORT``, else ``"fast"``.
@@ -113,7 +129,7 @@ class AwsTransport:
         return open_sns_plane(settings, self.name)  # type: ignore[arg-type]
 
     def open_s3(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[ObjectStore]:
-        return open_s3(settings)
+        return open_s3_plane(settings, self.name)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return f"<AwsTransport {self.name!r}>"

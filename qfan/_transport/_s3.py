@@ -6,11 +6,12 @@ with ``map_aws_errors``. Addressing is path-style, which every emulator and ever
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Unpack
 
 import anyio
+from aiobotocore.session import AioSession
 
 from .._exceptions import AwsError
 from ._botocore import open_client
@@ -23,6 +24,29 @@ _OWN_BUCKET = frozenset({"BucketAlreadyOwnedByYou"})
 _NO_LIFECYCLE = frozenset({"NoSuchLifecycleConfiguration"})
 # The most a capped read asks of the stream at once: bounds what is buffered past the limit.
 _READ_CHUNK = 256 * 1024
+
+
+async def capped_read(
+    read: Callable[[int], Awaitable[bytes]], announced: int, max_size: int, content_type: str | None
+) -> StoredObject:
+    """An object's body from a stream (``read(n)``), only when it is at most ``max_size`` bytes.
+
+    A body announced larger is not read at all; one without a length, or longer than announced, is read in
+    chunks and dropped as soon as it passes ``max_size``: its ``size`` is then a lower bound.
+    """
+    if announced > max_size:
+        return StoredObject(announced, None, content_type)
+    chunks: list[bytes] = []
+    received = 0
+    while received <= max_size:  # one byte past the limit is enough to know the object is too large
+        chunk = await read(min(_READ_CHUNK, max_size + 1 - received))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+    if received > max_size:
+        return StoredObject(max(announced, received), None, content_type)
+    return StoredObject(received, b"".join(chunks), content_type)
 
 
 class BotocoreS3:
@@ -55,23 +79,9 @@ class BotocoreS3:
         """
         with map_aws_errors("GetObject"):
             response = await self._client.get_object(Bucket=bucket, Key=key)
-            size = int(response.get("ContentLength", 0))
-            content_type = response.get("ContentType")
+            announced = int(response.get("ContentLength", 0))
             async with response["Body"] as stream:  # closing the stream drops what was not read
-                if size > max_size:
-                    return StoredObject(size, None, content_type)
-                chunks: list[bytes] = []
-                received = 0
-                # One byte past the limit is enough to know the object is too large.
-                while received <= max_size:
-                    chunk: bytes = await stream.read(min(_READ_CHUNK, max_size + 1 - received))
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    received += len(chunk)
-        if received > max_size:
-            return StoredObject(max(size, received), None, content_type)
-        return StoredObject(received, b"".join(chunks), content_type)
+                return await capped_read(stream.read, announced, max_size, response.get("ContentType"))
 
     async def delete_object(self, bucket: str, key: str) -> None:
         """DeleteObject (S3 answers success for a key that is already gone)."""
@@ -114,16 +124,22 @@ class BotocoreS3:
                 )
 
 
-@asynccontextmanager
-async def open_s3(settings: ConnectionSettings) -> AsyncIterator[BotocoreS3]:
-    """Open one pooled aiobotocore S3 client (path-style, botocore retries off) for the block."""
-    async with open_client(
+def open_s3_client(settings: ConnectionSettings, session: AioSession | None = None) -> Any:
+    """One pooled aiobotocore S3 client (path-style, botocore retries off), an async context manager."""
+    return open_client(
         settings,
         "s3",
+        session=session,
         s3={"addressing_style": "path"},
         # A plain Content-Length upload with its checksum in a header: no aws-chunked bodies, which some
         # emulators and proxies mishandle.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-    ) as client:
+    )
+
+
+@asynccontextmanager
+async def open_s3(settings: ConnectionSettings) -> AsyncIterator[BotocoreS3]:
+    """Open the aiobotocore S3 plane for the block."""
+    async with open_s3_client(settings) as client:
         yield BotocoreS3(client, client.meta.region_name)

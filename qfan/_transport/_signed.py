@@ -9,20 +9,24 @@ the offset from the answer's ``Date`` is kept for every later call and this one 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
+from yarl import URL
 
 from .._exceptions import AwsError, ConfigError, RedirectRefused
 from ._errors import map_aws_errors
 from ._redact import register_secret
 from ._settings import ConnectionSettings
 from ._sigv4 import SigV4Signer, canonical_path, host_of
+
+T = TypeVar("T")
 
 ErrorReader = Callable[[str, int, CIMultiDictProxy[str], bytes], AwsError]
 """Reads an error answer (operation, status, headers, body) as botocore's parser for the protocol does."""
@@ -95,13 +99,19 @@ class SignedClient:
         # The root path spelled out, as botocore sends it: a proxy is sent this URL as the request target.
         self._url = endpoint_url if urlsplit(endpoint_url).path else endpoint_url + "/"
         self._path = canonical_path(endpoint_url)
+        parts = urlsplit(endpoint_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self.base_path = self._path.rstrip("/")  # what a path-style S3 URL's path starts with
+        self.tls = parts.scheme == "https"
         self.host = host_of(endpoint_url)
         self._signer = SigV4Signer(service, region)
         self._credentials = credentials
         self._errors = errors
         # Built once: every post passes the same options. Following a redirect would re-send the signed
         # request (session token included) wherever the answer points, so it is never done.
-        self._post_options: dict[str, Any] = {"allow_redirects": False}
+        # No Content-Type of aiohttp's own: each plane sends its protocol's (an S3 object without one is
+        # stored as S3's default, as botocore leaves it).
+        self._post_options: dict[str, Any] = {"allow_redirects": False, "skip_auto_headers": _NO_CONTENT_TYPE}
         if proxy is not None:
             self._post_options.update(proxy=proxy, proxy_headers=dict(proxy_headers or {}))
         # The service's clock minus ours, learnt from a clock-skew answer; added to every signing time.
@@ -119,40 +129,68 @@ class SignedClient:
         return frozen
 
     async def call(self, operation: str, payload: bytes, headers: Mapping[str, str]) -> bytes:
-        """POST ``payload`` with ``headers`` (``Host`` included; all of them signed); the answer's body.
+        """POST ``payload`` to the endpoint with ``headers``; the answer's body.
 
-        ``headers`` maps lowercase names to values without surrounding or repeated whitespace.
+        ``headers`` (``host`` included; all of them signed) maps lowercase names to values without
+        surrounding or repeated whitespace.
         """
+        return await self.request(operation, "POST", self._path, headers, payload, read=_body)
+
+    async def request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        payload: bytes,
+        *,
+        read: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        payload_hash: str | None = None,
+    ) -> T:
+        """One signed request to ``path`` (already URI-encoded: it is both sent and signed as given);
+        ``read`` turns a success answer into the result while it is open. ``payload_hash`` is signed instead
+        of the payload's SHA-256 (S3's ``UNSIGNED-PAYLOAD``)."""
         try:
-            return await self._post(operation, payload, headers)
+            return await self._send(operation, method, path, headers, payload, read, payload_hash)
         except _ClockSkewed as skewed:
             # The offset stays for every later call; this one is signed again, once, on the corrected clock.
             self._clock_offset = skewed.offset
         try:
-            return await self._post(operation, payload, headers)
+            return await self._send(operation, method, path, headers, payload, read, payload_hash)
         except _ClockSkewed as again:
             raise again.error from None
 
-    async def _post(self, operation: str, payload: bytes, headers: Mapping[str, str]) -> bytes:
+    async def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        payload: bytes,
+        read: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        payload_hash: str | None,
+    ) -> T:
         """One signed request; raises the mapped error, or ``_ClockSkewed`` for a clock-skew error."""
         credentials = await self._frozen_credentials(operation)
         signed = self._signer.sign(
-            path=self._path,
+            path=path,
             headers=headers,
             body=payload,
             access_key=credentials.access_key,
             secret_key=credentials.secret_key,
             token=credentials.token,
             now=datetime.now(UTC) + self._clock_offset,
+            method=method,
+            payload_hash=payload_hash,
         )
+        url = self._url if path == self._path else URL(self._origin + path, encoded=True)
         with map_aws_errors(operation):
-            async with self._http.post(
-                self._url, data=payload, headers={**headers, **signed}, **self._post_options
+            async with self._http.request(
+                method, url, data=_payload(payload), headers={**headers, **signed}, **self._post_options
             ) as response:
-                body = await response.read()
                 if response.status >= 300:
-                    raise self._error(operation, response.status, response.headers, body)
-        return body
+                    raise self._error(operation, response.status, response.headers, await response.read())
+                return await read(response)
 
     def _error(self, operation: str, status: int, headers: CIMultiDictProxy[str], body: bytes) -> Exception:
         if status < 400:
@@ -190,3 +228,21 @@ def http_session(
         skip_auto_headers=("User-Agent",),
         headers={"User-Agent": "qfan"},
     )
+
+
+async def _body(response: aiohttp.ClientResponse) -> bytes:
+    return await response.read()
+
+
+_NO_CONTENT_TYPE = ("Content-Type",)
+_LARGE = 1024 * 1024  # aiohttp's TOO_LARGE_BYTES_BODY
+
+
+def _payload(data: bytes) -> bytes | aiohttp.BytesPayload | None:
+    """The request body as aiohttp sends it, written at once however large (an offloaded payload may be
+    several MiB: aiohttp warns past 1 MiB, and the botocore path writes it at once too)."""
+    if len(data) <= _LARGE:
+        return data or None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        return aiohttp.BytesPayload(data)

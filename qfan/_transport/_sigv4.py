@@ -37,7 +37,7 @@ def canonical_path(url: str) -> str:
 
 
 class SigV4Signer:
-    """Signs POST requests without a query string for one service in one region.
+    """Signs requests without a query string for one service in one region (POST unless told otherwise).
 
     Args:
         service: the signing name (``sqs``).
@@ -72,6 +72,8 @@ class SigV4Signer:
         secret_key: str,
         token: str | None,
         now: datetime,
+        method: str = "POST",
+        payload_hash: str | None = None,
     ) -> dict[str, str]:
         """The headers to add to a request: ``X-Amz-Date``, ``X-Amz-Security-Token`` (with a token) and
         ``Authorization``.
@@ -83,6 +85,9 @@ class SigV4Signer:
             body: the exact payload bytes.
             access_key, secret_key, token: the credentials to sign with.
             now: the signing time, in UTC.
+            method: the HTTP method.
+            payload_hash: what to sign for the payload instead of its SHA-256 (S3's ``UNSIGNED-PAYLOAD``,
+                or a hash the caller already has, also sent as ``x-amz-content-sha256``).
         """
         amz_date = now.strftime("%Y%m%dT%H%M%SZ")
         added = {"X-Amz-Date": amz_date}
@@ -93,11 +98,12 @@ class SigV4Signer:
             signed["x-amz-security-token"] = token
         names = sorted(signed)
         signed_headers = ";".join(names)
-        canonical = "POST\n{}\n\n{}\n\n{}\n{}".format(
+        canonical = "{}\n{}\n\n{}\n\n{}\n{}".format(
+            method,
             path,
             "\n".join(f"{name}:{signed[name]}" for name in names),
             signed_headers,
-            hashlib.sha256(body).hexdigest(),
+            payload_hash or hashlib.sha256(body).hexdigest(),
         )
         scope = amz_date[:8] + self._scope_tail
         string_to_sign = (

@@ -9,19 +9,16 @@ aiobotocore: :class:`FastSns` is the botocore plane with ``publish_batch`` repla
 from __future__ import annotations
 
 import base64
-import http.client
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from multidict import CIMultiDictProxy
-
 from .._exceptions import AwsError
-from ._errors import error_for_code
 from ._signed import SignedClient
 from ._sns import BotocoreSns
 from ._types import BatchResult, EntryFailure, PublishedMessage, PublishEntry, WireAttributes
+from ._xml import child, members, text
 
 _CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 _VERSION = "2010-03-31"
@@ -60,23 +57,6 @@ def form_encode(params: Sequence[tuple[str, str]]) -> bytes:
     return urlencode(params).encode()
 
 
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
-
-def _child(element: ElementTree.Element, name: str) -> ElementTree.Element | None:
-    return next((c for c in element if _local(c.tag) == name), None)
-
-
-def _text(element: ElementTree.Element, name: str, default: str = "") -> str:
-    child = _child(element, name)
-    return default if child is None or child.text is None else child.text
-
-
-def _members(element: ElementTree.Element | None) -> list[ElementTree.Element]:
-    return [] if element is None else [c for c in element if _local(c.tag) == "member"]
-
-
 def parse_publish_batch(body: bytes) -> BatchResult[PublishedMessage]:
     """``PublishBatchResponse`` read into records (``ResponseParserError`` when it is not that XML)."""
     try:
@@ -85,7 +65,7 @@ def parse_publish_batch(body: bytes) -> BatchResult[PublishedMessage]:
         raise AwsError(
             f"Unable to parse response ({exc})", code="ResponseParserError", operation="PublishBatch"
         ) from exc
-    result = _child(root, "PublishBatchResult")
+    result = child(root, "PublishBatchResult")
     if result is None:
         raise AwsError(
             "Unable to parse response (no PublishBatchResult)",
@@ -93,41 +73,19 @@ def parse_publish_batch(body: bytes) -> BatchResult[PublishedMessage]:
             operation="PublishBatch",
         )
     succeeded = [
-        PublishedMessage(_text(m, "Id"), _text(m, "MessageId"), _text(m, "SequenceNumber") or None)
-        for m in _members(_child(result, "Successful"))
+        PublishedMessage(text(m, "Id"), text(m, "MessageId"), text(m, "SequenceNumber") or None)
+        for m in members(child(result, "Successful"))
     ]
     failed = [
         EntryFailure(
-            id=_text(m, "Id"),
-            code=_text(m, "Code", "Unknown"),
-            message=_text(m, "Message"),
-            sender_fault=_text(m, "SenderFault", "true").lower() == "true",
+            id=text(m, "Id"),
+            code=text(m, "Code", "Unknown"),
+            message=text(m, "Message"),
+            sender_fault=text(m, "SenderFault", "true").lower() == "true",
         )
-        for m in _members(_child(result, "Failed"))
+        for m in members(child(result, "Failed"))
     ]
     return BatchResult(succeeded=succeeded, failed=failed)
-
-
-def error_from_xml(operation: str, status: int, headers: CIMultiDictProxy[str], body: bytes) -> AwsError:
-    """The qfan error for an SNS (query protocol) error answer, read as botocore's query parser reads it."""
-    code, message, request_id, sender_fault = str(status), "", headers.get("x-amzn-requestid"), None
-    try:
-        root = ElementTree.fromstring(body) if body.strip() else None
-    except ElementTree.ParseError:
-        root = None
-    error = None if root is None else (root if _local(root.tag) == "Error" else _child(root, "Error"))
-    if error is not None:
-        code = _text(error, "Code", code)
-        message = _text(error, "Message")
-        kind = _text(error, "Type")
-        sender_fault = kind == "Sender" if kind else None
-        if root is not None:
-            request_id = _text(root, "RequestId") or request_id
-    elif status >= 500:
-        message = http.client.responses.get(status, "")  # a bare 5xx: botocore's generic answer
-    return error_for_code(
-        code, message, operation=operation, request_id=request_id, sender_fault=sender_fault, status=status
-    )
 
 
 class FastSns(BotocoreSns):
