@@ -2,6 +2,9 @@
 
 The control plane is always aiobotocore's. The lean plane is opened from the same aiobotocore session and
 client, so both resolve endpoint, region and credentials identically.
+
+aiobotocore, botocore and aiohttp are imported when a plane is first opened, not with ``qfan``: they take
+most of a cold start's import time, and a Lambda function that only handles messages may never need them.
 """
 
 from __future__ import annotations
@@ -9,18 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal, get_args
-
-from aiobotocore.credentials import AioCredentials
-from aiobotocore.session import AioSession
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .._exceptions import ConfigError
 from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
-from ._botocore import BotocoreSqs, open_client, plane_connection
-from ._s3 import open_s3
 from ._settings import ConnectionSettings
-from ._sns import open_sns
-from ._sqs_json import FastSqs, http_session
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
 
 TransportName = Literal["fast", "botocore"]
 TRANSPORTS: tuple[TransportName, ...] = get_args(TransportName)
@@ -39,6 +38,8 @@ def resolve_transport(explicit: str | None) -> TransportName:
 
 async def _credentials(settings: ConnectionSettings, session: AioSession) -> Any | None:
     """The credentials aiobotocore's ``create_client`` would use: explicit keys, else the session's chain."""
+    from aiobotocore.credentials import AioCredentials
+
     if settings.access_key_id is not None and settings.secret_access_key is not None:
         return AioCredentials(settings.access_key_id, settings.secret_access_key, settings.session_token)
     return await session.get_credentials()
@@ -49,6 +50,11 @@ async def open_sqs_planes(
     settings: ConnectionSettings, transport: TransportName
 ) -> AsyncIterator[tuple[SqsDataPlane, SqsControlPlane]]:
     """Open SQS for the block: the data plane on ``transport``, the control plane on aiobotocore."""
+    from aiobotocore.session import AioSession
+
+    from ._botocore import BotocoreSqs, open_client, plane_connection
+    from ._sqs_json import FastSqs, http_session
+
     session = AioSession(profile=settings.profile)
     async with open_client(settings, "sqs", session=session) as client:
         control = BotocoreSqs(client)
@@ -89,9 +95,13 @@ class AwsTransport:
         return open_sqs_planes(settings, self.name)  # type: ignore[arg-type]
 
     def open_sns(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[SnsPlane]:
+        from ._sns import open_sns
+
         return open_sns(settings)
 
     def open_s3(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[ObjectStore]:
+        from ._s3 import open_s3
+
         return open_s3(settings)
 
     def __repr__(self) -> str:
