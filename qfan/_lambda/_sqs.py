@@ -22,12 +22,13 @@ failed copy to the dead-letter queue leaves it reported, so nothing is lost.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
 
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, QfanError
 from .._pipeline._hooks import HookSet
 from .._pipeline._inbound import arrive
 from .._pipeline._message import Message
@@ -40,6 +41,8 @@ from .._worker._executor import SettleExecutor
 from .._worker._runner import HandlerRunner
 from .._worker._worker import Middleware, Worker
 from ._records import from_sqs_record, queue_name_of
+
+logger = logging.getLogger("qfan")
 
 Opener = Callable[[], Awaitable[None]]
 """Opens the app's connection if it is not open yet (only what needs AWS calls it)."""
@@ -70,6 +73,22 @@ class LambdaReceipts:
         await self._queue.change_visibility(receipt_handle, seconds)
 
 
+class LambdaExecutor(SettleExecutor):
+    """The worker's executor, opening the app before the first dead-letter copy needs it."""
+
+    def __init__(self, worker: Worker, queue: Queue[Any], open_app: Opener) -> None:
+        super().__init__(worker, {queue.name: queue}, lambda _message: None)
+        self._open = open_app
+
+    async def dead_letter(self, message: Message[Any], reason: str, error: BaseException) -> None:
+        try:
+            await self._open()
+        except QfanError as exc:  # not copied, not deleted: reported, so Lambda gives it back
+            logger.error("worker %s: cannot dead-letter %s: %s", self.worker.name, message.message_id, exc)
+            return
+        await super().dead_letter(message, reason, error)
+
+
 class QueueRoute:
     """Everything needed to handle records from one queue: its worker, runner, decoder, receipts.
 
@@ -93,7 +112,7 @@ class QueueRoute:
         self.queue = queue
         self.hooks = hooks
         self.decoder: Decoder[Any] = Decoder(worker.handler.body_type)
-        executor = SettleExecutor(worker, {queue.name: queue}, lambda _message: None)
+        executor = LambdaExecutor(worker, queue, open_app)
         self.runner = HandlerRunner(worker, {queue.name: queue}, executor, hooks, middleware)
         self.open_app = open_app
 
