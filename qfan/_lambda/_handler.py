@@ -13,10 +13,9 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import anyio.from_thread
 
 from .._exceptions import ConfigError
 from .._pipeline._hooks import HookSet
@@ -25,6 +24,9 @@ from .._worker._worker import Middleware, Worker
 from ._records import SNS_SOURCE, record_source
 from ._sns import TopicHandler, handle_sns_event
 from ._sqs import QueueRoute, handle_sqs_event
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
 
 logger = logging.getLogger("qfan")
 
@@ -125,8 +127,8 @@ class LambdaHandler:
         self._middleware = tuple(middleware)
         self._routes: dict[str, QueueRoute] | None = None
         self._owner: _AppOwner | None = None
-        self._portal: anyio.from_thread.BlockingPortal | None = None
-        self._portal_cm: AbstractContextManager[anyio.from_thread.BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._lock = threading.Lock()
 
     def __call__(self, event: Mapping[str, Any], context: LambdaContext | None = None) -> Any:
@@ -137,10 +139,12 @@ class LambdaHandler:
         seconds_left = None if context is None else context.get_remaining_time_in_millis() / 1000
         return self._start().call(self._invoke, records, seconds_left)
 
-    def _start(self) -> anyio.from_thread.BlockingPortal:
+    def _start(self) -> BlockingPortal:
         with self._lock:
             if self._portal is None:
-                self._portal_cm = anyio.from_thread.start_blocking_portal()
+                from anyio.from_thread import start_blocking_portal  # not needed to import qfan
+
+                self._portal_cm = start_blocking_portal()
                 self._portal = self._portal_cm.__enter__()
                 self._owner = self._portal.call(_AppOwner, self._app)
                 self._portal.start_task_soon(self._owner.serve)
