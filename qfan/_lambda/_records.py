@@ -109,7 +109,7 @@ def from_sns_record(record: Mapping[str, Any]) -> tuple[str, ReceivedMessage]:
     try:
         sns = record["Sns"]
         topic_arn = str(sns["TopicArn"])
-        envelope: dict[str, Any] = {name: sns[name] for name in _NOTIFICATION_FIELDS if sns.get(name)}
+        envelope: dict[str, Any] = {n: sns[n] for n in _NOTIFICATION_FIELDS if sns.get(n) is not None}
         envelope["MessageAttributes"] = sns.get("MessageAttributes") or {}
         return topic_arn, ReceivedMessage(
             message_id=str(sns["MessageId"]),
