@@ -5,11 +5,8 @@ any other subscriber); Lambda's event source mapping hands batches of the queue'
 which answers with the records that failed (``ReportBatchItemFailures``). A non-image is rejected: qfan
 copies it to the dead-letter queue with the reason and does not report it, so it is not retried.
 
-Deploy with SAM (see template.yaml and the README's "Running on AWS Lambda"), or run it locally:
-
-    qfan local &                                   # the embedded emulator on :4566
-    AWS_ENDPOINT_URL=http://127.0.0.1:4566 qfan lambda run examples.lambda_thumbnails.app:app \\
-        --queue thumbnails --until-empty
+Deploy with SAM (see template.yaml and the README's "Running on AWS Lambda"), or run it locally as
+publish_local.py says.
 """
 
 import logging
