@@ -45,6 +45,7 @@ from ._exceptions import (
     TopicConflict,
     TransportError,
 )
+from ._lambda import LambdaHandler, TopicHandler
 from ._local import local
 from ._pipeline._hooks import PipelineHooks
 from ._pipeline._message import Message
@@ -103,6 +104,7 @@ __all__ = [
     "HandlerOutcome",
     "InvalidParameter",
     "KmsEncryption",
+    "LambdaHandler",
     "LocalEmulator",
     "Message",
     "MessageError",
@@ -143,6 +145,7 @@ __all__ = [
     "Throttled",
     "Topic",
     "TopicConflict",
+    "TopicHandler",
     "TopicInfo",
     "TransportError",
     "Worker",
