@@ -280,3 +280,24 @@ async def test_an_unknown_queue_is_a_clear_error(
         event = await sqs_event(endpoint_url, name, 1)
     with pytest.raises(qfan.ConfigError, match=f"no worker is registered for queue .*{name}"):
         await invoke_once(app, event)
+
+
+async def test_a_batch_handler_gets_lists_and_its_failures_are_reported(
+    make_app: AppFactory, unique_name: Callable[..., str], endpoint_url: str
+) -> None:
+    name = unique_name()
+    producer, app = make_app(), make_app()
+    calls: list[list[int]] = []
+
+    @app.worker(app.queue(name, Order), batch_size=4, backoff=NOW)
+    async def handle(messages: list[qfan.Message[Order]]) -> list[qfan.Message[Order]]:
+        calls.append(sorted(m.body.id for m in messages))
+        return [m for m in messages if m.body.id == 2]
+
+    async with producer:
+        await producer.queue(name, Order).send_many([Order(i, "pen") for i in range(6)])
+        event = await sqs_event(endpoint_url, name, 6)
+    response = await invoke_once(app, event)
+    assert failed_ids(response) == {ids_by(event, lambda b: b["id"])[2]}
+    assert sorted(len(call) for call in calls) == [2, 4]
+    assert sorted(i for call in calls for i in call) == list(range(6))

@@ -103,11 +103,6 @@ class QueueRoute:
         middleware: Sequence[Middleware],
         open_app: Opener,
     ) -> None:
-        if worker.batch_size is not None:
-            raise ConfigError(
-                f"worker {worker.name}: batch handlers do not run on Lambda (Lambda already batches); "
-                "register a single-message handler"
-            )
         self.worker = worker
         self.queue = queue
         self.hooks = hooks
@@ -167,8 +162,11 @@ async def _run_queue(route: QueueRoute, messages: list[Message[Any]]) -> None:
     for message in messages:
         key = message.group_id if route.queue.fifo and message.group_id else message.message_id
         units.setdefault(key, []).append(message)
-    slots = anyio.Semaphore(route.worker.concurrency)
     route.worker.stats.received += len(messages)
+    if route.worker.batch_size is not None:
+        await _run_batches(route, messages, route.worker.batch_size)
+        return
+    slots = anyio.Semaphore(route.worker.concurrency)
 
     async def run_unit(unit: list[Message[Any]]) -> None:
         async with slots:
@@ -180,3 +178,28 @@ async def _run_queue(route: QueueRoute, messages: list[Message[Any]]) -> None:
     async with anyio.create_task_group() as tg:
         for unit in units.values():
             tg.start_soon(run_unit, unit)
+
+
+async def _run_batches(route: QueueRoute, messages: list[Message[Any]], size: int) -> None:
+    """A batch handler gets the records in lists of its ``batch_size``: concurrently up to its concurrency,
+    or on a FIFO queue in order, a group's messages after a reported one left unrun (and so reported)."""
+    chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
+    if not route.queue.fifo:
+        slots = anyio.Semaphore(route.worker.concurrency)
+
+        async def run(chunk: list[Message[Any]]) -> None:
+            async with slots:
+                await route.runner.run_batch(chunk, _leave_reported)
+
+        async with anyio.create_task_group() as tg:
+            for chunk in chunks:
+                tg.start_soon(run, chunk)
+        return
+    stopped: set[str | None] = set()
+    for chunk in chunks:
+        await route.runner.run_batch([m for m in chunk if m.group_id not in stopped], _leave_reported)
+        stopped |= {m.group_id for m in chunk if not m.settled}
+
+
+async def _leave_reported(message: Message[Any]) -> None:
+    """Not settled: the message is reported, and Lambda gives it back."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from .._exceptions import MessageError, QfanError
+from .._exceptions import QfanError
 from .._pipeline._hooks import HookSet
 from .._pipeline._message import Message
 from .._resources._queue import Queue
@@ -294,7 +293,7 @@ class WorkerEngine:
             for message in messages:
                 self._start(message)
             try:
-                await self._process_batch(messages)
+                await self._handler.run_batch(messages, self._release_one)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._executor.release([m for m in messages if m in self._held and not m.settled])
@@ -303,37 +302,10 @@ class WorkerEngine:
             for message in messages:
                 self._forget(message)
 
-    async def _process_batch(self, messages: list[Message[Any]]) -> None:
-        good: list[Message[Any]] = []
-        for message in messages:
-            try:
-                _ = message.body
-                good.append(message)
-            except MessageError as exc:
-                await self._settle(message, exc, poison=True)
-        if not good:
-            return
-        started = time.monotonic()
-        failure: Exception | None = None
-        try:
-            reported = await self.worker.handler(good, self._handler.threads)
-            failed_ids = {m if isinstance(m, str) else m.message_id for m in (reported or ())}
-        except Exception as exc:
-            failure, failed_ids = exc, {m.message_id for m in good}
-        finally:
-            self.stats.timed(time.monotonic() - started)
-        stopped_groups: set[str] = set()
-        for message in good:
-            if self.fifo and message.group_id in stopped_groups:
-                await self._executor.release([message])
-            elif message.message_id in failed_ids:
-                await self._settle(message, failure or RuntimeError("reported failed by the batch handler"))
-                if message.group_id is not None:
-                    stopped_groups.add(message.group_id)
-            else:
-                await self._settle(message, None)
-
     # -- settling -------------------------------------------------------------------------------------
+
+    async def _release_one(self, message: Message[Any]) -> None:
+        await self._executor.release([message])
 
     async def _settle(
         self, message: Message[Any], outcome: BaseException | None, *, poison: bool = False

@@ -74,6 +74,42 @@ class HandlerRunner:
             self.stats.timed(time.monotonic() - started)
         return await self.settle(message, outcome)
 
+    async def run_batch(
+        self, messages: list[Message[Any]], stopped: Callable[[Message[Any]], Awaitable[None]]
+    ) -> None:
+        """Run a batch handler on ``messages`` (poison settled without it) and settle each message by what it
+        reported failed. On a FIFO queue the messages after a failed one of the same group are not settled
+        but handed to ``stopped`` (the engine releases them; on Lambda they are reported)."""
+        good: list[Message[Any]] = []
+        for message in messages:
+            try:
+                _ = message.body
+                good.append(message)
+            except MessageError as exc:
+                await self.settle(message, exc, poison=True)
+        if not good:
+            return
+        started = time.monotonic()
+        failure: Exception | None = None
+        try:
+            reported = await self.worker.handler(good, self.threads)
+            failed_ids = {m if isinstance(m, str) else m.message_id for m in (reported or ())}
+        except Exception as exc:
+            failure, failed_ids = exc, {m.message_id for m in good}
+        finally:
+            self.stats.timed(time.monotonic() - started)
+        stopped_groups: set[str] = set()
+        fifo = self.worker.queue.fifo
+        for message in good:
+            if fifo and message.group_id in stopped_groups:
+                await stopped(message)
+            elif message.message_id in failed_ids:
+                await self.settle(message, failure or RuntimeError("reported failed by the batch handler"))
+                if message.group_id is not None:
+                    stopped_groups.add(message.group_id)
+            else:
+                await self.settle(message, None)
+
     async def _call(self, message: Message[Any]) -> None:
         await call_handler(self.worker.handler, message, self.threads, self._middleware)
 
