@@ -3,6 +3,7 @@ received from the emulator, handed to the handler from a plain thread with a fak
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -264,6 +265,30 @@ async def test_handlers_running_at_the_deadline_are_given_up_and_reported(
     response = await invoke_once(app, event, FakeContext(timeout=2.5), safety_margin=1.0)
     assert failed_ids(response) == {ids_by(event, lambda b: b["id"])[0]}
     assert sorted(finished) == [1, 2]
+
+
+async def test_a_sync_handler_at_the_deadline_is_reported_without_waiting_for_its_thread(
+    make_app: AppFactory, unique_name: Callable[..., str], endpoint_url: str
+) -> None:
+    name = unique_name()
+    producer, app = make_app(), make_app()
+    release, done = threading.Event(), threading.Event()
+
+    @app.worker(app.queue(name, Order))
+    def handle(order: Order) -> None:
+        release.wait(60)  # a thread cannot be cancelled: it runs on until the test lets it go
+        done.set()
+
+    async with producer:
+        await producer.queue(name, Order).send(Order(0, "pen"))
+        event = await sqs_event(endpoint_url, name, 1)
+    try:
+        response = await invoke_once(app, event, FakeContext(timeout=2.0), safety_margin=1.0)
+        assert not done.is_set()  # the response did not wait for the thread
+    finally:
+        release.set()
+        await anyio.to_thread.run_sync(done.wait, 10)
+    assert failed_ids(response) == {event["Records"][0]["messageId"]}
 
 
 async def test_an_unknown_queue_is_a_clear_error(

@@ -108,7 +108,10 @@ class QueueRoute:
         self.hooks = hooks
         self.decoder: Decoder[Any] = Decoder(worker.handler.body_type)
         executor = LambdaExecutor(worker, queue, open_app)
-        self.runner = HandlerRunner(worker, {queue.name: queue}, executor, hooks, middleware)
+        # At the deadline a sync handler's thread is left to finish: the response must not wait for it.
+        self.runner = HandlerRunner(
+            worker, {queue.name: queue}, executor, hooks, middleware, abandon_on_cancel=True
+        )
         self.open_app = open_app
 
     async def arrive(

@@ -36,6 +36,8 @@ class HandlerRunner:
         executor: carries out the settle decisions.
         hooks: the app's pipeline hooks (``around_handler``, ``after_settle``).
         middleware: the app's middleware, run inside the hooks.
+        abandon_on_cancel: a cancelled sync handler's call returns at once, its thread left to finish
+            (Lambda's deadline), instead of waiting for the thread (a worker's drain).
     """
 
     def __init__(
@@ -45,8 +47,11 @@ class HandlerRunner:
         executor: SettleExecutor,
         hooks: HookSet,
         middleware: Sequence[Middleware] = (),
+        *,
+        abandon_on_cancel: bool = False,
     ) -> None:
         self.worker = worker
+        self._abandon = abandon_on_cancel
         self.stats = worker.stats
         self.executor = executor
         self._hooks = hooks
@@ -92,7 +97,7 @@ class HandlerRunner:
         started = time.monotonic()
         failure: Exception | None = None
         try:
-            reported = await self.worker.handler(good, self.threads)
+            reported = await self.worker.handler(good, self.threads, abandon_on_cancel=self._abandon)
             failed_ids = {m if isinstance(m, str) else m.message_id for m in (reported or ())}
         except Exception as exc:
             failure, failed_ids = exc, {m.message_id for m in good}
@@ -111,7 +116,9 @@ class HandlerRunner:
                 await self.settle(message, None)
 
     async def _call(self, message: Message[Any]) -> None:
-        await call_handler(self.worker.handler, message, self.threads, self._middleware)
+        await call_handler(
+            self.worker.handler, message, self.threads, self._middleware, abandon=self._abandon
+        )
 
     async def settle(
         self, message: Message[Any], outcome: BaseException | None, *, poison: bool = False
@@ -140,10 +147,15 @@ def around(hooks: HookSet, middleware: Sequence[Middleware]) -> tuple[Middleware
 
 
 async def call_handler(
-    handler: Handler, message: Message[Any], threads: anyio.CapacityLimiter, wrappers: Sequence[Middleware]
+    handler: Handler,
+    message: Message[Any],
+    threads: anyio.CapacityLimiter,
+    wrappers: Sequence[Middleware],
+    *,
+    abandon: bool = False,
 ) -> None:
     """Call ``handler`` on one message inside ``wrappers`` (see :func:`around`)."""
-    call: Callable[[], Awaitable[Any]] = partial(handler, message, threads)
+    call: Callable[[], Awaitable[Any]] = partial(handler, message, threads, abandon_on_cancel=abandon)
     for wrapper in reversed(wrappers):
         call = partial(wrapper, message, call)
     await call()
