@@ -161,14 +161,14 @@ async def handle_sqs_event(
 async def _run_queue(route: QueueRoute, messages: list[Message[Any]]) -> None:
     """Run one queue's messages: up to the worker's concurrency at once; a FIFO group in order, stopping at
     its first failure (the group's later messages are reported, not run)."""
-    units: dict[str, list[Message[Any]]] = {}
-    for message in messages:
-        key = message.group_id if route.queue.fifo and message.group_id else message.message_id
-        units.setdefault(key, []).append(message)
     route.worker.stats.received += len(messages)
     if route.worker.batch_size is not None:
         await _run_batches(route, messages, route.worker.batch_size)
         return
+    units: dict[str, list[Message[Any]]] = {}
+    for message in messages:
+        key = message.group_id if route.queue.fifo and message.group_id else message.message_id
+        units.setdefault(key, []).append(message)
     slots = anyio.Semaphore(route.worker.concurrency)
 
     async def run_unit(unit: list[Message[Any]]) -> None:
