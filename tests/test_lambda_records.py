@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -120,3 +122,33 @@ BATCH = [ReceivedMessage(message_id=i, receipt_handle=f"rh-{i}") for i in ("a", 
 )
 def test_partial_batch_responses_as_lambda_reads_them(response: Any, reported: set[str] | None) -> None:
     assert reported_ids(response, BATCH) == reported
+
+
+COLD_FUNCTION = """
+import sys, qfan
+from qfan._lambda import sqs_event
+from qfan._transport import ReceivedMessage, md5_of_body
+
+app = qfan.App("cold")
+handled = []
+
+@app.worker(app.queue("orders"))
+async def handle(body: dict) -> None:
+    handled.append(body)
+
+handler = app.lambda_handler()
+message = ReceivedMessage("m-1", "rh-1", '{"id": 1}', md5_of_body=md5_of_body('{"id": 1}'))
+response = handler(sqs_event([message], "arn:aws:sqs:us-east-1:123456789012:orders", "us-east-1"), None)
+handler.close()
+loaded = {m.split(".")[0] for m in sys.modules} & {"aiobotocore", "botocore", "aiohttp", "moto"}
+print(response, handled, sorted(loaded))
+"""
+
+
+def test_a_cold_function_loads_no_aws_client_library_until_it_needs_one() -> None:
+    """The cold start's big cost: aiobotocore, botocore and aiohttp wait until a plane is opened, and a
+    batch that all succeeds opens none."""
+    result = subprocess.run(
+        [sys.executable, "-c", COLD_FUNCTION], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "{'batchItemFailures': []} [{'id': 1}] []"
