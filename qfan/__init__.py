@@ -3,6 +3,8 @@
 The public API is exactly what ``__all__`` lists; everything in underscored modules is private.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._app._app import App
 from ._exceptions import (
     AccessDenied,
@@ -43,7 +45,8 @@ from ._exceptions import (
     TopicConflict,
     TransportError,
 )
-from ._local import LocalEmulator, local
+from ._lambda import LambdaHandler, TopicHandler
+from ._local import local
 from ._pipeline._hooks import PipelineHooks
 from ._pipeline._message import Message
 from ._pipeline._offload import Offload
@@ -64,7 +67,21 @@ from ._wire._pointer import PayloadLocation
 from ._worker._backoff import Backoff
 from ._worker._worker import Middleware, Worker, WorkerStats
 
+if TYPE_CHECKING:
+    #: A running embedded emulator: the launcher's one record (endpoint, region, environment, which it is).
+    from ._emulators import RunningEmulator as LocalEmulator
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the emulator launcher is not needed to import qfan (a Lambda cold start).
+    if name == "LocalEmulator":
+        from ._emulators import RunningEmulator
+
+        return RunningEmulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AccessDenied",
@@ -87,6 +104,7 @@ __all__ = [
     "HandlerOutcome",
     "InvalidParameter",
     "KmsEncryption",
+    "LambdaHandler",
     "LocalEmulator",
     "Message",
     "MessageError",
@@ -127,6 +145,7 @@ __all__ = [
     "Throttled",
     "Topic",
     "TopicConflict",
+    "TopicHandler",
     "TopicInfo",
     "TransportError",
     "Worker",

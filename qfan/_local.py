@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
-from ._emulators import RunningEmulator, running_in_process
-
-#: A running embedded emulator: the launcher's one record (endpoint, region, environment, and which it is).
-LocalEmulator = RunningEmulator
+if TYPE_CHECKING:  # the launcher (subprocess, urllib, tempfile...) is loaded by local(), not on import
+    from ._emulators import RunningEmulator as LocalEmulator
 
 
 @contextmanager
@@ -63,6 +62,8 @@ async def local(
     Raises:
         EmulatorUnavailable: moto is not installed (``pip install 'qfan[local]'``), or ``port`` is taken.
     """
+    from ._emulators import running_in_process
+
     manager = running_in_process(port=port, region=region)
     emulator = await anyio.to_thread.run_sync(manager.__enter__)
     try:

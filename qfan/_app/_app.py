@@ -10,6 +10,7 @@ import anyio
 import anyio.abc
 
 from .._exceptions import ConfigError, QfanError
+from .._lambda import LambdaRegistry, TopicHandler
 from .._pipeline._connection import Connection
 from .._pipeline._hooks import HookSet, PipelineHooks
 from .._resources._priority import PriorityQueue
@@ -33,7 +34,7 @@ from ._topology import TopologyRegistry
 from ._workers import Hook, WorkerRegistry
 
 
-class App(TopologyRegistry, WorkerRegistry):
+class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):
     """Connection, topology and (later) workers of one application.
 
     Use it as an async context manager: entering opens one pooled aiobotocore client (and an S3 client when
@@ -127,6 +128,7 @@ class App(TopologyRegistry, WorkerRegistry):
         self._topics: dict[str, Topic[Any]] = {}
         self._subscriptions: list[Subscription] = []
         self._workers: dict[str, Worker] = {}
+        self._topic_handlers: dict[str, TopicHandler] = {}
         self._middleware: list[Middleware] = []
         self._hooks = HookSet(hooks)
         self._startup: list[Hook] = []

@@ -1,4 +1,5 @@
-"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive, sweep-reply-queues, demo."""
+"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive, sweep-reply-queues, lambda,
+demo."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ._commands import (
     _send,
     _sweep,
 )
+from ._lambda import add_lambda_commands
 from ._supervisor import processes_option, supervise
 
 
@@ -122,6 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--limit", type=int, help="move at most this many messages")
     connection(redrive)
     redrive.set_defaults(run=_redrive)
+
+    add_lambda_commands(commands)
 
     demo = commands.add_parser(
         "demo", help="typed messages through a standard and a FIFO queue (embedded emulator by default)"

@@ -1,17 +1,20 @@
-"""The transport layer: the only code in qfan that speaks the AWS wire."""
+"""The transport layer: the only code in qfan that speaks the AWS wire.
+
+The planes built on aiobotocore and aiohttp are loaded on first use (``__getattr__``), so that
+``import qfan`` does not import them: they are most of a cold start (see README, Running on AWS Lambda).
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane, Transport
-from ._botocore import BotocoreSqs, open_sqs
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
 from ._errors import error_for_code, map_aws_errors
 from ._planes import TRANSPORTS, AwsTransport, TransportName, open_sqs_planes, resolve_transport
 from ._redact import RedactingFilter, install_redaction, redact, register_secret
 from ._retry import RetryPolicy
 from ._retrying import RetryingObjectStore, RetryingSns, RetryingSqs
-from ._s3 import BotocoreS3, open_s3
 from ._settings import ConnectionSettings, resolve_endpoint
-from ._sns import BotocoreSns, open_sns
-from ._sqs_json import FastSqs
 from ._types import (
     BatchResult,
     EntryFailure,
@@ -28,6 +31,30 @@ from ._types import (
     WireAttribute,
     WireAttributes,
 )
+
+if TYPE_CHECKING:
+    from ._botocore import BotocoreSqs, open_sqs
+    from ._s3 import BotocoreS3, open_s3
+    from ._sns import BotocoreSns, open_sns
+    from ._sqs_json import FastSqs
+
+_LAZY = {
+    "BotocoreSqs": "_botocore",
+    "open_sqs": "_botocore",
+    "BotocoreS3": "_s3",
+    "open_s3": "_s3",
+    "BotocoreSns": "_sns",
+    "open_sns": "_sns",
+    "FastSqs": "_sqs_json",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "TRANSPORTS",

@@ -6,22 +6,10 @@ included, in ``SignatureDoesNotMatch`` answers, and error texts end up in logs a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import aiohttp
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotocoreConnectionError,
-)
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import (
     AccessDenied,
@@ -30,6 +18,7 @@ from .._exceptions import (
     ConfigError,
     InvalidParameter,
     ObjectNotFound,
+    QfanError,
     QueueNameExists,
     QueueNotFound,
     ReceiptHandleInvalid,
@@ -38,6 +27,9 @@ from .._exceptions import (
     TransportError,
 )
 from ._redact import redact
+
+if TYPE_CHECKING:
+    from botocore.exceptions import BotoCoreError, ClientError
 
 # Codes appear in three spellings: query protocol ("AWS.SimpleQueueService.NonExistentQueue"), JSON
 # protocol ("com.amazonaws.sqs#QueueDoesNotExist") and plain. They are normalised before lookup.
@@ -162,6 +154,8 @@ def error_for_code(
 def _scrub(exc: BotoCoreError | ClientError) -> None:
     """Redact the text of a botocore exception in place: it stays chained (``__cause__``) to the qfan
     error, and tracebacks print it."""
+    from botocore.exceptions import ClientError
+
     exc.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in exc.args)
     if isinstance(exc, ClientError):
         error = exc.response.get("Error")
@@ -188,20 +182,42 @@ def map_aws_errors(operation: str) -> Iterator[None]:
     """Translate botocore and connection exceptions raised inside the block into qfan errors."""
     try:
         yield
-    except ClientError as exc:
+    except Exception as exc:
+        mapped = _mapped(exc, operation)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _mapped(exc: Exception, operation: str) -> QfanError | None:
+    """The qfan error for ``exc``, or ``None`` when it is not botocore's or the connection's.
+
+    botocore and aiohttp are imported here, not at the top: ``import qfan`` must stay cheap (a Lambda
+    function's cold start), and an error from them can only be raised once they are loaded anyway.
+    """
+    if isinstance(exc, OSError | TimeoutError):
+        return TransportError(redact(f"{operation}: {exc}"))
+    if not any(name in sys.modules for name in ("botocore", "aiohttp")):
+        return None
+    import aiohttp
+    from botocore import exceptions as boto
+
+    if isinstance(exc, boto.ClientError):
         _scrub(exc)
-        raise _from_client_error(exc, operation) from exc
-    except (HTTPClientError, BotocoreConnectionError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise TransportError(redact(f"{operation}: {exc}")) from exc
-    except (
-        NoCredentialsError,
-        PartialCredentialsError,
-        NoRegionError,
-        ParamValidationError,
-    ) as exc:
+        return _from_client_error(exc, operation)
+    if isinstance(exc, boto.HTTPClientError | boto.ConnectionError | aiohttp.ClientError):
+        return TransportError(redact(f"{operation}: {exc}"))
+    config_errors: tuple[type[Any], ...] = (
+        boto.NoCredentialsError,
+        boto.PartialCredentialsError,
+        boto.NoRegionError,
+        boto.ParamValidationError,
+    )
+    if isinstance(exc, config_errors):
         _scrub(exc)
-        raise ConfigError(redact(f"{operation}: {exc}")) from exc
-    except BotoCoreError as exc:
+        return ConfigError(redact(f"{operation}: {exc}"))
+    if isinstance(exc, boto.BotoCoreError):
         # Anything else botocore raises is still reported inside the one tree, never as a bare botocore error.
         _scrub(exc)
-        raise AwsError(redact(str(exc)), code=type(exc).__name__, operation=operation) from exc
+        return AwsError(redact(str(exc)), code=type(exc).__name__, operation=operation)
+    return None

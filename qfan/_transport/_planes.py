@@ -1,7 +1,10 @@
-"""Which implementation serves the SQS data plane: the lean JSON-protocol one or aiobotocore's.
+"""Which implementation serves the per-message calls: the lean planes or aiobotocore's.
 
-The control plane is always aiobotocore's. The lean plane is opened from the same aiobotocore session and
-client, so both resolve endpoint, region and credentials identically.
+Management calls are always aiobotocore's. A lean plane is opened beside an aiobotocore client, from the same
+session, so both resolve endpoint, region, credentials, proxy and TLS settings identically.
+
+aiobotocore, botocore and aiohttp are imported when a plane is first opened, not with ``qfan``: they take
+most of a cold start's import time, and a Lambda function that only handles messages may never need them.
 """
 
 from __future__ import annotations
@@ -9,22 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal, get_args
-
-from aiobotocore.credentials import AioCredentials
-from aiobotocore.session import AioSession
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .._exceptions import ConfigError
 from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
-from ._botocore import BotocoreSqs, open_client, plane_connection
-from ._s3 import BotocoreS3, open_s3_client
-from ._s3_rest import FastS3
 from ._settings import ConnectionSettings
-from ._signed import ErrorReader, SignedClient, http_session
-from ._sns import BotocoreSns
-from ._sns_query import FastSns
-from ._sqs_json import FastSqs, error_from_response
-from ._xml import error_from_xml
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
+
+    from ._signed import ErrorReader, SignedClient
 
 TransportName = Literal["fast", "botocore"]
 TRANSPORTS: tuple[TransportName, ...] = get_args(TransportName)
@@ -43,6 +40,8 @@ def resolve_transport(explicit: str | None) -> TransportName:
 
 async def _credentials(settings: ConnectionSettings, session: AioSession) -> Any | None:
     """The credentials aiobotocore's ``create_client`` would use: explicit keys, else the session's chain."""
+    from aiobotocore.credentials import AioCredentials
+
     if settings.access_key_id is not None and settings.secret_access_key is not None:
         return AioCredentials(settings.access_key_id, settings.secret_access_key, settings.session_token)
     return await session.get_credentials()
@@ -53,6 +52,9 @@ async def _lean(
     settings: ConnectionSettings, session: AioSession, client: Any, service: str, errors: ErrorReader
 ) -> AsyncIterator[SignedClient]:
     """Signed posts beside ``client``: its endpoint, region, credentials, proxy and TLS settings."""
+    from ._botocore import plane_connection
+    from ._signed import SignedClient, http_session
+
     credentials = await _credentials(settings, session)
     connection = await plane_connection(client)
     async with http_session(settings, connection.connector) as http:
@@ -73,6 +75,11 @@ async def open_sqs_planes(
     settings: ConnectionSettings, transport: TransportName
 ) -> AsyncIterator[tuple[SqsDataPlane, SqsControlPlane]]:
     """Open SQS for the block: the data plane on ``transport``, the control plane on aiobotocore."""
+    from aiobotocore.session import AioSession
+
+    from ._botocore import BotocoreSqs, open_client
+    from ._sqs_json import FastSqs, error_from_response
+
     session = AioSession(profile=settings.profile)
     async with open_client(settings, "sqs", session=session) as client:
         control = BotocoreSqs(client)
@@ -86,6 +93,13 @@ async def open_sqs_planes(
 @asynccontextmanager
 async def open_sns_plane(settings: ConnectionSettings, transport: TransportName) -> AsyncIterator[SnsPlane]:
     """Open SNS for the block: ``PublishBatch`` on ``transport``, everything else on aiobotocore."""
+    from aiobotocore.session import AioSession
+
+    from ._botocore import open_client
+    from ._sns import BotocoreSns
+    from ._sns_query import FastSns
+    from ._xml import error_from_xml
+
     session = AioSession(profile=settings.profile)
     async with open_client(settings, "sns", session=session) as client:
         if transport == "botocore":
@@ -98,6 +112,12 @@ async def open_sns_plane(settings: ConnectionSettings, transport: TransportName)
 @asynccontextmanager
 async def open_s3_plane(settings: ConnectionSettings, transport: TransportName) -> AsyncIterator[ObjectStore]:
     """Open S3 for the block: objects on ``transport``, buckets and lifecycle rules on aiobotocore."""
+    from aiobotocore.session import AioSession
+
+    from ._s3 import BotocoreS3, open_s3_client
+    from ._s3_rest import FastS3
+    from ._xml import error_from_xml
+
     session = AioSession(profile=settings.profile)
     async with open_s3_client(settings, session) as client:
         region = client.meta.region_name

@@ -28,25 +28,23 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import anyio
 import anyio.abc
 
-from .._exceptions import HandlerOutcome, MessageError, QfanError
+from .._exceptions import QfanError
 from .._pipeline._hooks import HookSet
 from .._pipeline._message import Message
 from .._resources._queue import Queue
 from .._wire._codec import Decoder
 from ._executor import SettleExecutor
 from ._heartbeat import VisibilityHeartbeat
+from ._runner import HandlerRunner
 from ._scheduler import Scheduler
-from ._settle import SettlePolicy, decide
 from ._worker import Middleware, Worker
 
 logger = logging.getLogger("qfan")
@@ -76,8 +74,6 @@ class WorkerEngine:
         self.worker = worker
         self.stats = worker.stats
         self.fifo = worker.queue.fifo
-        self._hooks = hooks if hooks is not None else HookSet()
-        self._middleware = (*self._hooks.around, *middleware)
         self._decoder: Decoder[Any] = Decoder(worker.handler.body_type)
         capacity = worker.concurrency + worker.prefetch
         source = worker.queue.consumed_levels()
@@ -87,21 +83,15 @@ class WorkerEngine:
             for i, (name, queue) in enumerate(queues.items())
         ]
         self._by_queue = {level.queue.name: level for level in self._levels}
-        self._executor = SettleExecutor(
-            worker, {level.queue.name: level.queue for level in self._levels}, self._forget
+        queues_by_name = {level.queue.name: level.queue for level in self._levels}
+        self._executor = SettleExecutor(worker, queues_by_name, self._forget)
+        self._handler = HandlerRunner(
+            worker, queues_by_name, self._executor, hooks if hooks is not None else HookSet(), middleware
         )
-        self._settle_policies = {
-            level.queue.name: SettlePolicy(
-                worker.backoff, worker.attempts_limit, level.queue.dead_letter is not None
-            )
-            for level in self._levels
-        }
         self._priority = source.prioritised
         self._scheduler = Scheduler(
             worker.concurrency, list(source.weights), source.mode, dict(source.reserved)
         )
-        # Sync handlers' threads: a limiter of their own (a task holding a token cannot borrow another).
-        self._threads = anyio.CapacityLimiter(worker.concurrency)
         self._per_receive = worker.batch_size or 10
         self._receivers = 1 if self.fifo else max(1, min(10, math.ceil(capacity / self._per_receive)))
         self._held: set[Message[Any]] = set()
@@ -288,31 +278,13 @@ class WorkerEngine:
         """Run the handler for one message and settle it; True when it was deleted as handled."""
         self._start(message)
         try:
-            try:
-                _ = message.body  # poison never reaches the handler, and never loops
-            except MessageError as exc:
-                return await self._settle(message, exc, poison=True)
-            started = time.monotonic()
-            outcome: BaseException | None = None
-            try:
-                await self._call(message)
-            except Exception as exc:
-                outcome = exc
-            finally:
-                self.stats.timed(time.monotonic() - started)
-            return await self._settle(message, outcome)
+            return await self._handler.run(message)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._executor.release([message])  # cancelled mid-way (drain timeout): give it back
             raise
         finally:
             self._forget(message)
-
-    async def _call(self, message: Message[Any]) -> None:
-        call: Callable[[], Awaitable[Any]] = partial(self.worker.handler, message, self._threads)
-        for middleware in reversed(self._middleware):
-            call = partial(middleware, message, call)
-        await call()
 
     async def _run_batch(self, messages: list[Message[Any]]) -> None:
         try:
@@ -321,7 +293,7 @@ class WorkerEngine:
             for message in messages:
                 self._start(message)
             try:
-                await self._process_batch(messages)
+                await self._handler.run_batch(messages, self._release_one)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self._executor.release([m for m in messages if m in self._held and not m.settled])
@@ -330,57 +302,15 @@ class WorkerEngine:
             for message in messages:
                 self._forget(message)
 
-    async def _process_batch(self, messages: list[Message[Any]]) -> None:
-        good: list[Message[Any]] = []
-        for message in messages:
-            try:
-                _ = message.body
-                good.append(message)
-            except MessageError as exc:
-                await self._settle(message, exc, poison=True)
-        if not good:
-            return
-        started = time.monotonic()
-        failure: Exception | None = None
-        try:
-            reported = await self.worker.handler(good, self._threads)
-            failed_ids = {m if isinstance(m, str) else m.message_id for m in (reported or ())}
-        except Exception as exc:
-            failure, failed_ids = exc, {m.message_id for m in good}
-        finally:
-            self.stats.timed(time.monotonic() - started)
-        stopped_groups: set[str] = set()
-        for message in good:
-            if self.fifo and message.group_id in stopped_groups:
-                await self._executor.release([message])
-            elif message.message_id in failed_ids:
-                await self._settle(message, failure or RuntimeError("reported failed by the batch handler"))
-                if message.group_id is not None:
-                    stopped_groups.add(message.group_id)
-            else:
-                await self._settle(message, None)
-
     # -- settling -------------------------------------------------------------------------------------
+
+    async def _release_one(self, message: Message[Any]) -> None:
+        await self._executor.release([message])
 
     async def _settle(
         self, message: Message[Any], outcome: BaseException | None, *, poison: bool = False
     ) -> bool:
-        """Decide what becomes of a message (:func:`~qfan._settle.decide`) and do it; True when deleted."""
-        if outcome is not None and not poison and not isinstance(outcome, HandlerOutcome):
-            logger.warning(
-                "worker %s: message %s failed (attempt %d): %s: %s",
-                self.worker.name,
-                message.message_id,
-                message.receive_count,
-                type(outcome).__name__,
-                outcome,
-                exc_info=outcome,
-            )
-        policy = self._settle_policies[message.queue]
-        action = decide(outcome, message.receive_count, policy, poison=poison, settled=message.settled)
-        if self._hooks:
-            self._hooks.after_settle(message, action)
-        return await self._executor.perform(message, action)
+        return await self._handler.settle(message, outcome, poison=poison)
 
     async def _release_unstarted(self) -> None:
         with anyio.CancelScope(shield=True):

@@ -118,9 +118,17 @@ class Handler:
         return cls(function, name, first, True, len(params) == 2, False, is_async)
 
     async def __call__(
-        self, subject: Message[Any] | list[Message[Any]], limiter: anyio.CapacityLimiter
+        self,
+        subject: Message[Any] | list[Message[Any]],
+        limiter: anyio.CapacityLimiter,
+        *,
+        abandon_on_cancel: bool = False,
     ) -> Any:
-        """Call the handler with what it asked for; sync handlers run in a thread under ``limiter``."""
+        """Call the handler with what it asked for; sync handlers run in a thread under ``limiter``.
+
+        A thread cannot be stopped: cancelled, the call waits for it, unless ``abandon_on_cancel`` (then the
+        call returns at once and the thread finishes on its own).
+        """
         if isinstance(subject, list):
             args: tuple[Any, ...] = (subject,)
         elif self.takes_body:
@@ -130,4 +138,6 @@ class Handler:
         if self.is_async:
             result: Awaitable[Any] = self.function(*args)
             return await result
-        return await anyio.to_thread.run_sync(partial(self.function, *args), limiter=limiter)
+        return await anyio.to_thread.run_sync(
+            partial(self.function, *args), limiter=limiter, abandon_on_cancel=abandon_on_cancel
+        )
