@@ -4,6 +4,7 @@ The public API is exactly what ``__all__`` lists; everything in underscored modu
 """
 
 from ._app._app import App
+from ._archive import Archiver, ArchiveStats, S3Archive
 from ._exceptions import (
     AccessDenied,
     Ack,
@@ -70,6 +71,8 @@ __all__ = [
     "AccessDenied",
     "Ack",
     "App",
+    "ArchiveStats",
+    "Archiver",
     "AttributeValue",
     "AwsError",
     "Backoff",
@@ -120,6 +123,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "RpcStats",
+    "S3Archive",
     "ServiceUnavailable",
     "SnsEnvelope",
     "SqsManagedEncryption",

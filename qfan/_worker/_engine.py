@@ -334,7 +334,7 @@ class WorkerEngine:
         good: list[Message[Any]] = []
         for message in messages:
             try:
-                _ = message.body
+                _ = self.worker.handler.takes_poison or message.body  # poison-taking handlers judge it
                 good.append(message)
             except MessageError as exc:
                 await self._settle(message, exc, poison=True)
