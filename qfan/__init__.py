@@ -4,7 +4,7 @@ The public API is exactly what ``__all__`` lists; everything in underscored modu
 """
 
 from ._app._app import App
-from ._archive import Archiver, ArchiveStats, S3Archive
+from ._archive import Archiver, ArchiveStats, S3Archive, parquet_schema
 from ._exceptions import (
     AccessDenied,
     Ack,
@@ -138,4 +138,5 @@ __all__ = [
     "__version__",
     "install_redaction",
     "local",
+    "parquet_schema",
 ]

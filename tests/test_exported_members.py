@@ -28,6 +28,7 @@ EXPECTED = {
     "ArchiveStats",
     "Archiver",
     "S3Archive",
+    "parquet_schema",
     "AttributeValue",
     "AwsError",
     "BatchSendError",

@@ -137,14 +137,14 @@ def _arrow_type(pa: Any, t: mi.Type) -> Any:
         if isinstance(t, kind):
             return arrow
     if isinstance(t, mi.DateTimeType):
-        return pa.timestamp("us", tz="UTC" if t.tz else None)
+        return pa.timestamp("us", tz=None if t.tz is False else "UTC")  # aware or either: stored as UTC
     if isinstance(t, mi.TimeType):
         return pa.time64("us")
     if isinstance(t, (mi.EnumType, mi.LiteralType)):
         values = [m.value for m in t.cls] if isinstance(t, mi.EnumType) else list(t.values)
         return pa.int64() if all(isinstance(v, int) for v in values) else pa.string()
     if isinstance(t, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
-        return pa.list_(_arrow_type(pa, t.item_type))
+        return pa.list_(pa.field("element", _arrow_type(pa, t.item_type)))  # Parquet's name for it
     if isinstance(t, mi.DictType):
         return pa.map_(_arrow_type(pa, t.key_type), _arrow_type(pa, t.value_type))
     if isinstance(t, (mi.StructType, mi.DataclassType, mi.TypedDictType)):
