@@ -1,4 +1,5 @@
-"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive, sweep-reply-queues, demo."""
+"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive, sweep-reply-queues, archive,
+demo."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import anyio
 
 from .._exceptions import QfanError
 from .._transport import redact
+from ._archive import add_parser as add_archive_parser
 from ._commands import (
     _IMPORT,
     _attribute,
@@ -111,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--limit", type=int, help="move at most this many messages")
     connection(redrive)
     redrive.set_defaults(run=_redrive)
+
+    connection(add_archive_parser(commands))
 
     demo = commands.add_parser(
         "demo", help="typed messages through a standard and a FIFO queue (embedded emulator by default)"
