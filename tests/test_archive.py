@@ -233,3 +233,36 @@ async def test_parquet_round_trips_with_the_schema_of_the_type(
     assert all(t.schema.equals(expected) for t in tables)
     rows = [row for t in tables for row in t.to_pylist()]
     assert sorted((msgspec.convert(r, Quote) for r in rows), key=lambda q: q.volume) == quotes
+
+
+async def test_a_message_delivered_again_while_buffered_is_written_once_and_deleted(
+    make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str]
+) -> None:
+    handles: list[str] = []
+
+    class Handles(qfan.PipelineHooks):
+        def after_receive(self, message: qfan.Message[Any]) -> None:
+            handles.append(message.receipt_handle)
+
+    app = make_app(hooks=[Handles()])
+    bucket, queue = unique_name("arch"), app.queue(unique_name(), Tick)
+    archiver = app.archive(queue, sink=qfan.S3Archive(bucket, max_interval=900), receive_wait=1)
+    async with app:
+        await queue.send(tick(7))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(app.run)
+            with anyio.fail_after(30):
+                while archiver.stats.buffered < 1:  # noqa: ASYNC110 - polling the counters
+                    await anyio.sleep(0.05)
+                async with raw_client("sqs", endpoint_url) as sqs:  # SQS delivers it again
+                    url = (await sqs.get_queue_url(QueueName=queue.name))["QueueUrl"]
+                    await sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=handles[0], VisibilityTimeout=0
+                    )
+                while len(handles) < 2:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            app.stop()  # writes the open buffer
+    [data] = (await s3_objects(endpoint_url, bucket)).values()
+    assert lines(data) == [msgspec.to_builtins(tick(7))]
+    assert archiver.stats.records == 1
+    assert await queue_counts(endpoint_url, queue.name) == (0, 0)

@@ -1,6 +1,7 @@
 """``examples/firehose_lab.py``: its SQL answers checked against the records it published, over the test
 emulators, and the script itself as README runs it (embedded emulator)."""
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -13,9 +14,13 @@ import pytest
 
 from .support.workers import ROOT
 
-sys.path.insert(0, str(ROOT / "examples"))
-lab: Any = pytest.importorskip("firehose_lab")
 pytest.importorskip("duckdb")
+_spec = importlib.util.spec_from_file_location("firehose_lab", ROOT / "examples" / "firehose_lab.py")
+assert _spec is not None
+assert _spec.loader is not None
+lab: Any = importlib.util.module_from_spec(_spec)
+sys.modules["firehose_lab"] = lab
+_spec.loader.exec_module(lab)
 
 
 def expected_sectors(records: list[Any]) -> list[tuple[str, int, float, float]]:

@@ -13,7 +13,8 @@ Crash safety: a process killed mid-buffer deleted nothing of it; its messages co
 visibility timeout and land in a later object. Object names are the buffer's time, first message id and a
 sequence number, so a write retried within the process overwrites its object. A message can be archived
 twice only if the process dies (or its delete fails) between writing its object and deleting it: at most one
-buffer per crash.
+buffer per crash. A copy SQS delivers again while its first copy waits in a buffer, or soon after that
+buffer was written (the last 20,000 ids are remembered), is deleted without being written again.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ logger = logging.getLogger("qfan")
 
 _STOP_POLL = 0.2  # how often a filling buffer looks whether the app is stopping (then it is written at once)
 _MAX_WRITE_BACKOFF = 60.0
+_REMEMBERED = 20_000  # message ids remembered as written: a copy delivered again is deleted, not rewritten
 _encoder = msgspec.json.Encoder()
 
 
@@ -100,6 +102,8 @@ class Archiver:
         self._connect = connect
         self._stopping = stopping
         self._current: _Buffer | None = None
+        self._pending: dict[str, _Buffer] = {}  # message id -> the unwritten buffer holding its record
+        self._archived: dict[str, None] = {}  # the ids of the last records written, oldest first
         self._bucket_ready = False
         self._bucket_lock = anyio.Lock()
         # Runners each take up to 10 messages and wait with them for their buffer: max_records in all.
@@ -121,23 +125,31 @@ class Archiver:
         touched: list[_Buffer] = []
         opened: list[_Buffer] = []
         for message in messages:
-            entry = self._entry(message)
-            if entry is None:
-                retry.append(message)
-                continue
-            buffer = self._buffer_for(len(entry.line), message, opened)
-            buffer.entries.append(entry)
-            buffer.size += len(entry.line)
-            self.stats.buffered += 1
-            if buffer.size >= self.sink.max_bytes or len(buffer.entries) >= self.sink.max_records:
-                self._seal(buffer)
-            if not touched or touched[-1] is not buffer:
+            buffer = self._pending.get(message.message_id)
+            if buffer is None and message.message_id in self._archived:
+                continue  # delivered again after its object was written: only deleted
+            if buffer is None:  # (else delivered again while it waits: deleted with its first copy)
+                entry = self._entry(message)
+                if entry is None:
+                    retry.append(message)
+                    continue
+                buffer = self._buffer_for(len(entry.line), message, opened)
+                self._add(buffer, entry)
+            if buffer not in touched:
                 touched.append(buffer)
         for buffer in opened:  # the handler that opened a buffer writes it (earlier ones are sealed)
             await self._drive(buffer)
         for buffer in touched:
             await buffer.done.wait()
         return retry
+
+    def _add(self, buffer: _Buffer, entry: _Entry) -> None:
+        buffer.entries.append(entry)
+        buffer.size += len(entry.line)
+        self._pending[entry.message.message_id] = buffer
+        self.stats.buffered += 1
+        if buffer.size >= self.sink.max_bytes or len(buffer.entries) >= self.sink.max_records:
+            self._seal(buffer)
 
     def _entry(self, message: Message[Any]) -> _Entry | None:
         try:
@@ -195,6 +207,13 @@ class Archiver:
         finally:  # written, or cancelled (stopping): no later message may join it either way
             self._seal(buffer)
             self.stats.buffered -= len(buffer.entries)
+            for entry in buffer.entries:
+                self._pending.pop(entry.message.message_id, None)
+        archived = self._archived
+        for entry in buffer.entries:
+            archived[entry.message.message_id] = None
+        while len(archived) > _REMEMBERED:
+            del archived[next(iter(archived))]
         buffer.done.set()
 
     # -- writing --------------------------------------------------------------------------------------
