@@ -57,15 +57,31 @@ async def queue_counts(endpoint_url: str, name: str) -> tuple[int, int]:
     )
 
 
-async def archive_until(
-    app: qfan.App, done: Callable[[], bool], limit: float = 30, during: Any = None
-) -> None:
+async def archive_until(app: qfan.App, done: Callable[[], bool], limit: float = 30) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(app.run)
         with anyio.fail_after(limit):
             while not done():  # noqa: ASYNC110 - polling the archiver's counters
                 await anyio.sleep(0.05)
         app.stop()
+
+
+def archiving(
+    make_app: AppFactory,
+    unique_name: Callable[..., str],
+    record_type: Any = None,
+    visibility_timeout: int | None = None,
+    hooks: Any = (),
+    **sink: Any,
+) -> tuple[qfan.App, qfan.Queue[Any], qfan.Archiver, str]:
+    """An app with a queue of ``record_type`` (default Tick) archived to a new bucket as ``sink`` says
+    (by default under ``datos/``, in 0.5 s buffers, with the clock at ``WHEN``)."""
+    sink = {"prefix": "datos/", "max_interval": 0.5, "clock": lambda: WHEN, **sink}
+    app = make_app(hooks=list(hooks))
+    bucket = unique_name("arch")
+    queue = app.queue(unique_name(), record_type or Tick, visibility_timeout=visibility_timeout)
+    archiver = app.archive(queue, sink=qfan.S3Archive(bucket, **sink), receive_wait=1)
+    return app, queue, archiver, bucket
 
 
 def lines(data: bytes) -> list[Any]:
@@ -75,12 +91,17 @@ def lines(data: bytes) -> list[Any]:
 async def test_size_flushes_keep_the_date_layout_and_ack_only_what_was_written(
     make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str]
 ) -> None:
-    app = make_app()
-    bucket, queue = unique_name("arch"), app.queue(unique_name(), Tick, visibility_timeout=5)
-    sink = qfan.S3Archive(
-        bucket, prefix="datos/", error_prefix="errores/", max_bytes=600, max_interval=900, clock=lambda: WHEN
+    app, queue, archiver, bucket = archiving(
+        make_app,
+        unique_name,
+        None,
+        5,
+        prefix="datos/",
+        error_prefix="errores/",
+        max_bytes=600,
+        max_interval=900,
+        clock=lambda: WHEN,
     )
-    archiver = app.archive(queue, sink=sink, receive_wait=1)
     async with app:
         await queue.send_many([tick(i) for i in range(40)])
         # 8 lines of ~73 B fill a 600 B buffer: 4 buffers are written on size alone (the interval is 15
@@ -101,17 +122,12 @@ async def test_size_flushes_keep_the_date_layout_and_ack_only_what_was_written(
 async def test_interval_flush_gzip_and_dynamic_partitions(
     make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str]
 ) -> None:
-    app = make_app()
-    bucket, queue = unique_name("arch"), app.queue(unique_name(), Tick)
-    sink = qfan.S3Archive(
-        bucket,
-        prefix="datos/",
-        max_interval=0.5,
+    app, queue, archiver, bucket = archiving(
+        make_app,
+        unique_name,
         compression="gzip",
         key_template="sector={field:SECTOR}/src={attr:source}/{yyyy}/{MM}/{dd}/{HH}/",
-        clock=lambda: WHEN,
     )
-    archiver = app.archive(queue, sink=sink, receive_wait=1)
     async with app:
         await queue.send_many([tick(i, "TECH") for i in range(4)], attributes={"source": "feed-a"})
         await queue.send_many([tick(i, "ENERGY") for i in range(4, 7)], attributes={"source": "feed-b"})
@@ -133,17 +149,9 @@ async def test_interval_flush_gzip_and_dynamic_partitions(
 async def test_bad_records_go_to_the_error_prefix_with_reasons_and_are_acked(
     make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str]
 ) -> None:
-    app = make_app()
-    bucket, queue = unique_name("arch"), app.queue(unique_name(), Tick)
-    sink = qfan.S3Archive(
-        bucket,
-        prefix="datos/",
-        error_prefix="errores/",
-        max_interval=0.5,
-        key_template="{attr:region}/{yyyy}/{MM}/{dd}/{HH}/",
-        clock=lambda: WHEN,
+    app, queue, archiver, bucket = archiving(
+        make_app, unique_name, error_prefix="errores/", key_template="{attr:region}/{yyyy}/{MM}/{dd}/{HH}/"
     )
-    archiver = app.archive(queue, sink=sink, receive_wait=1)
     async with app:
         await queue.send(tick(1), attributes={"region": "eu"})
         await queue.send(tick(2))  # no region attribute: cannot be partitioned
@@ -171,10 +179,9 @@ async def test_bad_records_go_to_the_error_prefix_with_reasons_and_are_acked(
 async def test_a_failing_write_is_retried_and_never_acks(
     make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str]
 ) -> None:
-    app = make_app()
-    bucket, queue = unique_name("arch"), app.queue(unique_name(), Tick, visibility_timeout=2)
-    sink = qfan.S3Archive(bucket, max_interval=0.3, declare_bucket=False)  # the bucket is not there
-    archiver = app.archive(queue, sink=sink, receive_wait=1)
+    app, queue, archiver, bucket = archiving(  # the bucket is not there
+        make_app, unique_name, None, 2, max_interval=0.3, declare_bucket=False
+    )
     async with app:
         await queue.send_many([tick(i) for i in range(5)])
         async with anyio.create_task_group() as tg:
@@ -209,11 +216,7 @@ async def test_parquet_round_trips_with_the_schema_of_the_type(
 ) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
-    app = make_app()
-    bucket, queue = unique_name("arch"), app.queue(unique_name(), Quote)
-    archiver = app.archive(
-        queue, sink=qfan.S3Archive(bucket, format="parquet", max_interval=0.5), receive_wait=1
-    )
+    app, queue, archiver, bucket = archiving(make_app, unique_name, Quote, format="parquet", max_interval=0.5)
     quotes = [Quote("QXZ", 219.42, 10 * i, WHEN, ["a"] * i, "NYSE" if i % 2 else None) for i in range(6)]
     async with app:
         await queue.send_many(quotes)
@@ -244,9 +247,7 @@ async def test_a_message_delivered_again_while_buffered_is_written_once_and_dele
         def after_receive(self, message: qfan.Message[Any]) -> None:
             handles.append(message.receipt_handle)
 
-    app = make_app(hooks=[Handles()])
-    bucket, queue = unique_name("arch"), app.queue(unique_name(), Tick)
-    archiver = app.archive(queue, sink=qfan.S3Archive(bucket, max_interval=900), receive_wait=1)
+    app, queue, archiver, bucket = archiving(make_app, unique_name, hooks=[Handles()], max_interval=900)
     async with app:
         await queue.send(tick(7))
         async with anyio.create_task_group() as tg:

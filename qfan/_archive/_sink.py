@@ -66,6 +66,7 @@ class _Buffer:
     size: int = 0
     sealed: anyio.Event = field(default_factory=anyio.Event)
     done: anyio.Event = field(default_factory=anyio.Event)
+    error: Exception | None = None  # what stopped it being written (a bug, not S3: S3 is retried)
 
 
 class Archiver:
@@ -141,6 +142,8 @@ class Archiver:
             await self._drive(buffer)
         for buffer in touched:
             await buffer.done.wait()
+            if buffer.error is not None:  # its messages are retried, like any handler failure's
+                raise RuntimeError(f"archive {self.name}: buffer not written") from buffer.error
         return retry
 
     def _add(self, buffer: _Buffer, entry: _Entry) -> None:
@@ -204,6 +207,10 @@ class Archiver:
         try:
             self._seal(buffer)
             await self._write(buffer)
+        except Exception as exc:
+            buffer.error = exc
+            buffer.done.set()
+            raise
         finally:  # written, or cancelled (stopping): no later message may join it either way
             self._seal(buffer)
             self.stats.buffered -= len(buffer.entries)
