@@ -6,6 +6,7 @@ The public API is exactly what ``__all__`` lists; everything in underscored modu
 from typing import TYPE_CHECKING, Any
 
 from ._app._app import App
+from ._archive import Archiver, ArchiveStats, S3Archive, parquet_schema
 from ._exceptions import (
     AccessDenied,
     Ack,
@@ -87,6 +88,8 @@ __all__ = [
     "AccessDenied",
     "Ack",
     "App",
+    "ArchiveStats",
+    "Archiver",
     "AttributeValue",
     "AwsError",
     "Backoff",
@@ -138,6 +141,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "RpcStats",
+    "S3Archive",
     "ServiceUnavailable",
     "SnsEnvelope",
     "SqsManagedEncryption",
@@ -153,4 +157,5 @@ __all__ = [
     "__version__",
     "install_redaction",
     "local",
+    "parquet_schema",
 ]

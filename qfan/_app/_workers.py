@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 import anyio
 import anyio.abc
 
+from .._archive import Archiver, S3Archive
 from .._exceptions import ConfigError, QfanError
 from .._pipeline._connection import Connection
 from .._pipeline._hooks import HookSet, PipelineHooks
@@ -111,6 +112,44 @@ class WorkerRegistry:
             return function
 
         return register
+
+    def archive(
+        self,
+        source: Queue[Any],
+        *,
+        sink: S3Archive,
+        name: str | None = None,
+        visibility_timeout: int | None = None,
+        max_extension: int = MAX_VISIBILITY,
+        receive_wait: int | None = None,
+    ) -> Archiver:
+        """Register a worker that archives ``source`` (a queue, or a queue subscribed to a topic) to S3.
+
+        Messages are buffered as ``sink`` says and deleted only once the object holding them is written;
+        records that cannot be decoded, serialised or partitioned go to the sink's error prefix, with their
+        raw body and the reason (see :class:`S3Archive`). Returns the :class:`Archiver` (its ``stats``).
+
+        Args:
+            source: a queue registered on this app.
+            sink: where and how to write.
+            name: the worker's name (default: ``archive-<queue>``).
+            visibility_timeout, max_extension, receive_wait: as for :meth:`worker`.
+        """
+        archiver = Archiver(
+            source, sink, name or f"archive-{source.name}", self._connect, lambda: self.stopping
+        )
+        self._add_worker(
+            archiver.name,
+            source,
+            archiver.handler,
+            archiver.concurrency,
+            archiver.prefetch,
+            batch_size=10,
+            visibility_timeout=visibility_timeout,
+            max_extension=max_extension,
+            receive_wait=receive_wait,
+        )
+        return archiver
 
     def _add_worker(
         self,

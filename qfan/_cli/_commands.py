@@ -194,6 +194,13 @@ def _configure_logging(level: str, *, wire: bool) -> None:
 async def _run(args: argparse.Namespace) -> int:
     app = _load_app(args.app)
     _configure_logging(args.log_level, wire=args.log_wire)
+    return await run_until_signalled(app, args.worker or None, args.concurrency, args.drain_timeout)
+
+
+async def run_until_signalled(
+    app: App, workers: list[str] | None, concurrency: int | None, drain_timeout: float
+) -> int:
+    """Run the app's workers; the first SIGINT/SIGTERM stops them gracefully, a second at once."""
     async with anyio.create_task_group() as tg:
 
         async def on_signals() -> None:
@@ -211,9 +218,7 @@ async def _run(args: argparse.Namespace) -> int:
                     app.stop()
 
         tg.start_soon(on_signals)
-        await app.run(
-            workers=args.worker or None, concurrency=args.concurrency, drain_timeout=args.drain_timeout
-        )
+        await app.run(workers=workers, concurrency=concurrency, drain_timeout=drain_timeout)
         tg.cancel_scope.cancel()
     return 0
 

@@ -1,5 +1,5 @@
 """The ``qfan`` command line: local, send, receive, run, declare, dlq redrive, sweep-reply-queues, lambda,
-demo."""
+archive, demo."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import anyio
 
 from .._exceptions import QfanError
 from .._transport import redact
+from ._archive import add_parser as add_archive_parser
 from ._commands import (
     _IMPORT,
     _attribute,
@@ -126,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     redrive.set_defaults(run=_redrive)
 
     add_lambda_commands(commands)
+    connection(add_archive_parser(commands))
 
     demo = commands.add_parser(
         "demo", help="typed messages through a standard and a FIFO queue (embedded emulator by default)"

@@ -82,6 +82,7 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
         self.offload = offload
         self.encoder = Encoder(format)
         self._decoder: Decoder[T] = Decoder(type)
+        self.body_type: Any = type  # what bodies are decoded into (an archive's default record type)
         self._topics: list[str] = []
         self._topic_rule: AcceptedTopics | None = None
 

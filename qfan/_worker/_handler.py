@@ -75,6 +75,10 @@ class Handler:
       ``None`` when all succeeded).
 
     Plain ``def`` functions run in a worker thread, bounded by the worker's concurrency.
+
+    ``takes_poison``: a batch handler that is also given the messages whose body cannot be had
+    (``message.body`` raises) and settles them itself, instead of the engine dead-lettering them (the
+    archive sink writes them to its error prefix).
     """
 
     function: HandlerFunction
@@ -84,6 +88,7 @@ class Handler:
     takes_message: bool
     batch: bool
     is_async: bool
+    takes_poison: bool = False
 
     @classmethod
     def inspect(cls, function: HandlerFunction, *, batch: bool) -> Handler:

@@ -88,7 +88,7 @@ class HandlerRunner:
         good: list[Message[Any]] = []
         for message in messages:
             try:
-                _ = message.body
+                _ = self.worker.handler.takes_poison or message.body  # poison-taking handlers judge it
                 good.append(message)
             except MessageError as exc:
                 await self.settle(message, exc, poison=True)
