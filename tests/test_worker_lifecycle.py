@@ -5,7 +5,9 @@ whose wait it proves the worker no longer pays.
 """
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
@@ -14,6 +16,7 @@ import qfan
 
 from .helpers import AppFactory
 from .support.aws import raw_client
+from .support.workers import handled, start_recording_worker
 from .test_workers import run_until
 
 LONG_POLL = 20  # the receive wait every worker here uses: what a missed wake-up would cost
@@ -90,18 +93,17 @@ async def test_ready_once_every_level_answered_and_not_while_stopping(
         seen_ready.append(app.ready)
 
     assert not app.ready
-    async with app:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(app.run)
-            with anyio.fail_after(LONG_POLL / 2):  # the first receives do not wait out a long poll
-                while not app.ready:  # noqa: ASYNC110
-                    await anyio.sleep(0.05)
-            await jobs.send(1, priority="low")
-            with anyio.fail_after(30):
-                while not seen_ready:  # noqa: ASYNC110
-                    await anyio.sleep(0.05)
-            app.stop()
-            assert not app.ready
+    async with app, anyio.create_task_group() as tg:
+        tg.start_soon(app.run)
+        with anyio.fail_after(LONG_POLL / 2):  # the first receives do not wait out a long poll
+            while not app.ready:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        await jobs.send(1, priority="low")
+        with anyio.fail_after(30):
+            while not seen_ready:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        app.stop()
+        assert not app.ready
     assert not app.ready
     assert seen_ready == [True]
 
@@ -145,3 +147,35 @@ async def test_exit_when_idle_drains_the_queue_then_returns(
         assert await queue.receive(10, wait=0) == []
     with pytest.raises(qfan.ConfigError, match="exit_when_idle"):
         await app.run(exit_when_idle=0)
+
+
+async def test_qfan_run_marks_readiness_then_exits_when_idle(
+    make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str], tmp_path: Path
+) -> None:
+    app = make_app()
+    queue = app.queue(unique_name(), visibility_timeout=2)  # as the recording worker declares it
+    async with app:
+        await queue.send_many([{"id": i} for i in range(20)])
+    out, ready = tmp_path / "handled.txt", tmp_path / "ready"
+    process = start_recording_worker(
+        endpoint_url,
+        queue.name,
+        out,
+        sleep=0.05,
+        options=["--exit-when-idle", "2", "--ready-file", str(ready)],
+    )
+    try:
+        with anyio.fail_after(30):
+            while not ready.exists():
+                assert process.poll() is None, (out.with_suffix(".log")).read_text()
+                await anyio.sleep(0.05)
+        with anyio.fail_after(60):  # no signal: it drains the queue, then exits by itself
+            while process.poll() is None:  # noqa: ASYNC110 - polling a subprocess
+                await anyio.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, out.with_suffix(".log").read_text()
+    assert handled(out) == Counter(range(20))
+    assert not ready.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, TypeVar, cast
@@ -281,7 +282,8 @@ class WorkerRegistry:
             drain_timeout: seconds running handlers get to finish after :meth:`stop`.
             stats_interval: seconds between log lines with each worker's counters (``None``: never).
             exit_when_idle: stop (gracefully, as :meth:`stop`) once every worker is :attr:`ready` and has
-                held no message for this many seconds: drain a queue, then return.
+                held no message for this many seconds: drain a queue, then return. Long polls then last
+                at most this long (rounded up), so ``run`` returns within about twice this.
         """
         chosen = list(self._workers) if workers is None else list(workers)
         unknown = [name for name in chosen if name not in self._workers]
@@ -302,6 +304,9 @@ class WorkerRegistry:
                 await hook()
             receives = ReceiveCalls(self._services)
             engines = [WorkerEngine(worker, self._middleware, self._hooks) for worker in selected]
+            if exit_when_idle is not None:  # polls no longer than that: it returns in about twice that
+                for engine in engines:
+                    engine.longest_poll = max(1, min(20, math.ceil(exit_when_idle)))
             try:
                 async with anyio.create_task_group() as tg:
                     self._engines = engines

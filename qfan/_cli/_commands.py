@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -194,28 +195,45 @@ def _configure_logging(level: str, *, wire: bool) -> None:
 async def _run(args: argparse.Namespace) -> int:
     app = _load_app(args.app)
     _configure_logging(args.log_level, wire=args.log_wire)
-    async with anyio.create_task_group() as tg:
+    ready_file = Path(args.ready_file) if args.ready_file else None
+    try:
+        async with anyio.create_task_group() as tg:
 
-        async def on_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    if app.stopping:
-                        print("qfan: second signal, stopping at once", file=sys.stderr, flush=True)
-                        tg.cancel_scope.cancel()
-                        return
-                    print(
-                        f"qfan: {signal.Signals(signum).name}: stopping gracefully",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    app.stop()
+            async def on_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        if app.stopping:
+                            print("qfan: second signal, stopping at once", file=sys.stderr, flush=True)
+                            tg.cancel_scope.cancel()
+                            return
+                        print(
+                            f"qfan: {signal.Signals(signum).name}: stopping gracefully",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        app.stop()
 
-        tg.start_soon(on_signals)
-        await app.run(
-            workers=args.worker or None, concurrency=args.concurrency, drain_timeout=args.drain_timeout
-        )
-        tg.cancel_scope.cancel()
+            tg.start_soon(on_signals)
+            if ready_file is not None:
+                tg.start_soon(_mark_ready, app, ready_file)
+            await app.run(
+                workers=args.worker or None,
+                concurrency=args.concurrency,
+                drain_timeout=args.drain_timeout,
+                exit_when_idle=args.exit_when_idle,
+            )
+            tg.cancel_scope.cancel()
+    finally:
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)
     return 0
+
+
+async def _mark_ready(app: App, path: Path) -> None:
+    """Create ``path`` once the app's workers are ready (a readiness probe can test for the file)."""
+    while not app.ready:  # noqa: ASYNC110 - a property, checked a few times a second until it holds
+        await anyio.sleep(0.1)
+    await anyio.Path(path).write_text(f"{os.getpid()}\n")
 
 
 async def _declare(args: argparse.Namespace) -> int:

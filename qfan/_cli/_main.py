@@ -84,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--drain-timeout", type=float, default=30.0, help="seconds running handlers get on shutdown (30)"
     )
+    run.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="stop gracefully and exit 0 once every worker has held no message for SECONDS (batch jobs)",
+    )
+    run.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="create PATH once every worker's first receive came back (readiness), remove it on exit",
+    )
     run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     run.add_argument(
         "--log-wire",

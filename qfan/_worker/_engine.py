@@ -92,7 +92,7 @@ class WorkerEngine:
         self._scheduler = Scheduler(
             worker.concurrency, list(source.weights), source.mode, dict(source.reserved)
         )
-        # Sync handlers' threads: a limiter of their own (a task holding a token cannot borrow another).
+        # Sync handlers' threads: their own limiter (a task holding a token cannot borrow another).
         self._threads = anyio.CapacityLimiter(worker.concurrency)
         self._per_receive = worker.batch_size or 10
         self._receivers = 1 if self.fifo else max(1, min(10, math.ceil(capacity / self._per_receive)))
@@ -110,6 +110,7 @@ class WorkerEngine:
         self._all_heard = anyio.Event()
         self._calls = ReceiveCalls(None)
         self.activity = Activity()
+        self.longest_poll = 20  # seconds; a batch run (exit when idle) asks for shorter long polls
 
     @property
     def ready(self) -> bool:
@@ -165,6 +166,7 @@ class WorkerEngine:
         scheduler = self._scheduler
         configured = self.worker.receive_wait
         configured = level.queue.options.wait_seconds if configured is None else configured
+        configured = min(self.longest_poll, configured)
         gated = scheduler.mode == "strict" and level.index < len(self._levels) - 1
         while True:
             # Strict mode: not while a higher level has work. Priority levels: extra receivers only while
