@@ -20,9 +20,9 @@ import msgspec
 from .._app._app import App
 from .._demo import run_demo
 from .._emulators import running_in_process
-from .._exceptions import AwsError, ConfigError, QfanError
+from .._exceptions import ConfigError, QfanError
 from .._pipeline._offload import Offload
-from .._resources._redrive import move_messages
+from .._resources._redrive import move_messages, redrive
 from .._transport import install_redaction, register_secret
 
 _json = msgspec.json.Encoder()
@@ -273,22 +273,18 @@ async def _redrive(args: argparse.Namespace) -> int:
     dead = app.queue(args.queue, create=False)
     target = app.queue(args.to, create=False) if args.to else None
     async with app:
-        if target is None:
-            try:
-                handle = await dead.start_move_task()
-            except AwsError as exc:  # StartMessageMoveTask missing (emulators): move message by message
-                sources = await dead.dead_letter_sources()
-                if len(sources) != 1:
-                    raise ConfigError(
-                        f"SQS could not start a move task ({exc.code}) and {args.queue!r} is the dead-letter "
-                        f"queue of {len(sources)} queues: name the target with --to"
-                    ) from exc
-                target = app.queue(sources[0].rstrip("/").rpartition("/")[2], create=False)
-            else:
-                print(f"started SQS message move task {handle}")
-                return 0
-        moved = await move_messages(dead, target, limit=args.limit)
-    print(f"moved {moved} messages from {args.queue} to {target.name}")
+        if target is not None:
+            moved = await move_messages(dead, target, limit=args.limit)
+            print(f"moved {moved} messages from {args.queue} to {target.name}")
+            return 0
+
+        def log(line: str) -> None:
+            print(line, flush=True)
+
+        counts = await redrive(
+            dead, lambda name: app.queue(name, create=False), log=log, limit=args.limit, poll=args.poll
+        )
+    print(f"moved {sum(counts.values())} messages from {args.queue} back to their source queues")
     return 0
 
 

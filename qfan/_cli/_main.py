@@ -116,10 +116,19 @@ def _parser() -> argparse.ArgumentParser:
 
     dlq = commands.add_parser("dlq", help="dead-letter queue tools")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
-    redrive = dlq_commands.add_parser("redrive", help="move dead-lettered messages back")
+    redrive = dlq_commands.add_parser(
+        "redrive",
+        help="move dead-lettered messages back: qfan's to their dead-letter-source queue, SQS's with its "
+        "move task (followed to its end; exit status 2 when it fails)",
+    )
     redrive.add_argument("queue", metavar="DLQ")
-    redrive.add_argument("--to", metavar="QUEUE", help="target queue (default: the DLQ's source queue)")
+    redrive.add_argument(
+        "--to", metavar="QUEUE", help="move every message to QUEUE (default: each to the queue it came from)"
+    )
     redrive.add_argument("--limit", type=int, help="move at most this many messages")
+    redrive.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between progress checks of a move task (1)"
+    )
     connection(redrive)
     redrive.set_defaults(run=_redrive)
 

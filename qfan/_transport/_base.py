@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ._types import (
     BatchResult,
     LifecycleChange,
+    MoveTask,
     PublishedMessage,
     PublishEntry,
     ReceiptEntry,
@@ -82,6 +83,8 @@ class SqsControlPlane(Protocol):
     async def list_dead_letter_source_queues(self, queue_url: str) -> list[str]: ...
 
     async def start_message_move_task(self, source_arn: str, destination_arn: str | None) -> str: ...
+
+    async def list_message_move_tasks(self, source_arn: str) -> list[MoveTask]: ...
 
 
 class ObjectStore(Protocol):
