@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--messages", type=int, default=1500, help="messages per queue (default 1500)")
     demo.add_argument("--groups", type=int, default=8, help="FIFO message groups (default 8)")
+    demo.add_argument(
+        "--emulator",
+        choices=("ministack", "moto"),
+        help="the embedded emulator (default: ministack when installed, else moto); not with --endpoint-url",
+    )
     connection(demo)
     demo.set_defaults(run=_demo)
 
