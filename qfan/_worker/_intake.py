@@ -103,7 +103,10 @@ class ReceiveCalls:
                     "a receive that completed after its worker stopped brought %d message(s): released",
                     len(call.messages),
                 )
-                await give_back(call.messages)
+                try:
+                    await give_back(call.messages)
+                except Exception:  # never into the app's task group: they come back after their timeout
+                    logger.exception("giving back %d message(s) failed", len(call.messages))
         finally:
             if not call.done.is_set():  # cancelled: the app is closing
                 call.error = QfanError("the receive was cancelled: the app is closing")
