@@ -112,7 +112,13 @@ async def redrive(
     try:
         handle = await dead.start_move_task()
     except AwsError as exc:  # StartMessageMoveTask missing (emulators): copy them, there is one source
-        sources = await dead.dead_letter_sources()
+        try:
+            sources = await dead.dead_letter_sources()
+        except AwsError as unlisted:
+            raise ConfigError(
+                f"SQS could neither start a move task ({exc.code}) nor list the queues whose dead-letter "
+                f"queue {dead.name!r} is ({unlisted.code}): name the target with --to"
+            ) from unlisted
         if len(sources) != 1:
             raise ConfigError(
                 f"SQS could not start a move task ({exc.code}) for the {len(native)} message(s) SQS itself "
