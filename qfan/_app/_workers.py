@@ -322,7 +322,12 @@ class WorkerRegistry:
                 with anyio.CancelScope(shield=True):
                     for hook in self._shutdown:
                         await hook()
-            if opened_here:  # closing would cut off the receives still out: let them finish first
+            if opened_here and receives.pending:  # closing would cut them off: let them finish first
+                logger.info(
+                    "waiting for %d receive(s) still out (at most %.0f s) before closing the app",
+                    receives.pending,
+                    drain_timeout,
+                )
                 with anyio.move_on_after(drain_timeout):
                     await receives.wait_settled()
 
