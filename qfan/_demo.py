@@ -15,10 +15,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import msgspec
 
 from ._app._app import App
+from ._pipeline._message import Message
 from ._pipeline._offload import Offload
 from ._resources._queue import Queue
 from ._resources._topic import Topic
@@ -71,14 +73,15 @@ class PhaseReport:
     def ok(self) -> bool:
         return self.missing == 0 and not self.problems
 
-    def line(self) -> str:
+    def line(self, tag: str = "") -> str:
+        """One line: counts, timings and the rate (``tag`` says what was measured, e.g. ``(emulator)``)."""
         rate = self.received / self.total_seconds if self.total_seconds else 0.0
         verdict = "OK" if self.ok else "FAILED: " + "; ".join(self.problems or [f"{self.missing} missing"])
         return (
             f"{self.name:<10} sent {self.sent:>5}  received {self.distinct:>5} distinct "
             f"({self.duplicates} duplicates, {self.missing} missing)  "
             f"send {self.send_seconds:6.2f}s  end-to-end {self.total_seconds:6.2f}s  "
-            f"{rate:7.0f} msg/s  {verdict}"
+            f"{rate:7.0f} msg/s{' ' + tag if tag else ''}  {verdict}"
         )
 
 
@@ -106,16 +109,26 @@ async def _phase(
                 tg.start_soon(partial(queue.send, value, group_id=group))
         report.send_seconds = time.perf_counter() - started
 
+    def arrived(message: Message[T], acks: anyio.abc.TaskGroup) -> None:
+        body = message.body
+        acks.start_soon(message.ack)  # acks run concurrently: coalesced into DeleteMessageBatch calls
+        report.received += 1
+        if key(body) not in first:
+            first[key(body)] = body
+            credits.release()
+
     async def consume() -> None:
         with anyio.fail_after(_PHASE_TIMEOUT):
-            async with queue.consume(prefetch=10, wait=1) as messages:
+            if queue.fifo:  # a batch's acks done before the next receive: FIFO holds back their groups
+                while len(first) < report.sent:
+                    batch = await queue.receive(10, wait=1)
+                    async with anyio.create_task_group() as acks:
+                        for message in batch:
+                            arrived(message, acks)
+                return
+            async with queue.consume(prefetch=10, wait=1) as messages, anyio.create_task_group() as acks:
                 async for message in messages:
-                    body = message.body
-                    await message.ack()
-                    report.received += 1
-                    if key(body) not in first:
-                        first[key(body)] = body
-                        credits.release()
+                    arrived(message, acks)
                     if len(first) == report.sent:
                         break
 
@@ -203,27 +216,44 @@ async def _fanout_phase(
             image = Image(f"img-{i}.{kinds[i % 3]}", kinds[i % 3])
             tg.start_soon(partial(images.publish, image, attributes={"kind": image.kind}))
     report.send_seconds = time.perf_counter() - started
-    for name, (queue, expected) in queues.items():
+
+    async def collect(name: str, queue: Queue[Image], expected: int) -> None:
         keys: set[str] = set()
         deliveries = 0
         with anyio.fail_after(_PHASE_TIMEOUT):
-            while len(keys) < expected:
-                for message in await queue.receive(10, wait=2):
-                    keys.add(message.body.key)
-                    deliveries += 1
-                    await message.ack()
+            async with anyio.create_task_group() as acks:
+                while len(keys) < expected:
+                    for message in await queue.receive(10, wait=2):
+                        keys.add(message.body.key)
+                        deliveries += 1
+                        acks.start_soon(message.ack)
         report.received += deliveries
         report.distinct += len(keys)
         report.duplicates += deliveries - len(keys)
         if await queue.receive(10, wait=1):
             report.problems.append(f"{name} received more than its share")
+
+    async with anyio.create_task_group() as tg:  # the three queues at once
+        for name, (queue, expected) in queues.items():
+            tg.start_soon(collect, name, queue, expected)
     report.total_seconds = time.perf_counter() - started
     report.missing = sum(expected for _, expected in queues.values()) - report.distinct
     return report
 
 
-async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str], None]) -> bool:
-    """Run the phases on ``app``; returns whether every check passed. Resources are deleted afterwards."""
+async def run_demo(
+    app: App,
+    *,
+    messages: int,
+    groups: int,
+    log: Callable[[str], None],
+    measured: str = "",
+    tag: str = "",
+) -> bool:
+    """Run the phases on ``app``; returns whether every check passed. Resources are deleted afterwards.
+
+    ``measured`` says what the timings measure (printed before them); ``tag`` ends each rate.
+    """
     suffix = uuid.uuid4().hex[:8]
     dead_letters = app.queue(f"qfan-demo-orders-dlq-{suffix}", Order)
     orders = app.queue(
@@ -248,18 +278,20 @@ async def run_demo(app: App, *, messages: int, groups: int, log: Callable[[str],
             f"and {scans.name} (large bodies to S3 bucket qfan-demo-{suffix})"
         )
         log(f"declared topic {images.name} fanning out to {', '.join(q.name for q in fanout.values())}")
+        if measured:
+            log(f"the timings below measure {measured}")
         try:
             standard = await _standard_phase(orders, messages)
-            log(standard.line())
+            log(standard.line(tag))
             fifo = await _fifo_phase(bookings, messages, groups)
-            log(fifo.line())
+            log(fifo.line(tag))
             offload = await _offload_phase(scans, log)
-            log(offload.line())
+            log(offload.line(tag))
             leftovers = await dead_letters.receive(10, wait=0)
             if leftovers:
                 standard.problems.append(f"{len(leftovers)} messages dead-lettered")
             fanned = await _fanout_phase(images, {n: (q, shares[n]) for n, q in fanout.items()}, events)
-            log(fanned.line())
+            log(fanned.line(tag))
             log(f"  each of {events} images published once: " + ", ".join(f"{n} {shares[n]}" for n in fanout))
         finally:
             with anyio.CancelScope(shield=True):

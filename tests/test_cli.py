@@ -70,10 +70,17 @@ def test_demo_against_an_endpoint(endpoint_url: str) -> None:
     assert "offloaded a " in result.stdout
 
 
-def test_demo_on_the_embedded_emulator() -> None:
-    result = qfan("demo", "--messages", "40", "--groups", "4")
+@pytest.mark.parametrize(("options", "emulator"), [((), "ministack"), (("--emulator", "moto"), "moto")])
+def test_demo_on_the_embedded_emulator(options: tuple[str, ...], emulator: str) -> None:
+    result = qfan("demo", "--messages", "40", "--groups", "4", *options)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "embedded emulator (moto)" in result.stdout
+    assert f"embedded emulator ({emulator}, " in result.stdout
+    assert f"the timings below measure qfan with the {emulator} emulator on this machine, not with AWS" in (
+        result.stdout
+    )
+    assert all(
+        line.endswith("msg/s (emulator)  OK") for line in result.stdout.splitlines() if "msg/s" in line
+    )
     assert "FIFO order held in each of 4 groups: True" in result.stdout
     [offload] = [line for line in result.stdout.splitlines() if line.startswith("offload ")]
     assert offload.endswith("OK")

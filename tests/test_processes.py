@@ -64,7 +64,7 @@ async def test_two_processes_share_the_queue_and_stop_together(
     name, out, pids = unique_name(), tmp_path / "handled.txt", tmp_path / "pids.txt"
     await send_items(make_app, name, 80)  # 8 held per process at most, 0.5 s each: one process can't take all
     process = start_recording_worker(
-        endpoint_url, name, out, sleep=0.5, extra=["--processes", "2"], pids=pids
+        endpoint_url, name, out, sleep=0.5, options=["--processes", "2"], pids=pids
     )
     try:
         await wait_for(lambda: len(handled(out)) >= 80, limit=120)
@@ -91,7 +91,7 @@ async def test_a_killed_worker_process_is_restarted_and_nothing_is_lost(
     log = out.with_suffix(".log")
     await send_items(make_app, name, 40)
     process = start_recording_worker(
-        endpoint_url, name, out, sleep=0.3, extra=["--processes", "2"], pids=pids
+        endpoint_url, name, out, sleep=0.3, options=["--processes", "2"], pids=pids
     )
     try:
         await wait_for(lambda: len(pids_of(pids)) >= 3, limit=60)

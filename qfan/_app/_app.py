@@ -29,6 +29,7 @@ from .._transport import (
     Transport,
     TransportName,
 )
+from .._worker._engine import WorkerEngine
 from .._worker._worker import Middleware, Worker
 from ._topology import TopologyRegistry
 from ._workers import Hook, WorkerRegistry
@@ -134,6 +135,7 @@ class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._stop: anyio.Event | None = None
+        self._engines: list[WorkerEngine] = []
         self._replies = ReplyRouter(name)
         self._reply_sender = ReplySender()
         self._services: anyio.abc.TaskGroup | None = None

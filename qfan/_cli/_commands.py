@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -18,10 +20,10 @@ import msgspec
 
 from .._app._app import App
 from .._demo import run_demo
-from .._emulators import running_in_process
-from .._exceptions import AwsError, ConfigError, QfanError
+from .._emulators import running_in_process, running_process
+from .._exceptions import ConfigError, QfanError
 from .._pipeline._offload import Offload
-from .._resources._redrive import move_messages
+from .._resources._redrive import move_messages, redrive
 from .._transport import install_redaction, register_secret
 
 _json = msgspec.json.Encoder()
@@ -109,17 +111,23 @@ async def _demo(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, flush=True)
 
-    async def run(app: App) -> bool:
+    async def run(app: App, measured: str, tag: str) -> bool:
         started = time.perf_counter()
-        ok = await run_demo(app, messages=args.messages, groups=args.groups, log=log)
+        ok = await run_demo(
+            app, messages=args.messages, groups=args.groups, log=log, measured=measured, tag=tag
+        )
         log(f"demo {'passed' if ok else 'FAILED'} in {time.perf_counter() - started:.1f}s")
         return ok
 
     if args.endpoint_url:
         log(f"running against {args.endpoint_url}")
-        return 0 if await run(_app(args)) else 1
-    with running_in_process() as emulator:
-        log(f"embedded emulator (moto) listening on {emulator.endpoint_url}")
+        return 0 if await run(_app(args), f"qfan against {args.endpoint_url}", "") else 1
+    name = args.emulator or ("ministack" if importlib.util.find_spec("ministack") else "moto")
+    # MiniStack answers a call in a few milliseconds, as a process of its own; moto, in this process,
+    # spends tens of milliseconds a call, growing with the queue's length.
+    with running_in_process() if name == "moto" else running_process("ministack") as emulator:
+        where = "in this process" if emulator.pid is None else f"process {emulator.pid}"
+        log(f"embedded emulator ({emulator.name}, {where}) listening on {emulator.endpoint_url}")
         app = App(
             "qfan-demo",
             endpoint_url=emulator.endpoint_url,
@@ -127,7 +135,8 @@ async def _demo(args: argparse.Namespace) -> int:
             access_key_id="testing",
             secret_access_key="testing",
         )
-        return 0 if await run(app) else 1
+        measured = f"qfan with the {emulator.name} emulator on this machine, not with AWS"
+        return 0 if await run(app, measured, "(emulator)") else 1
 
 
 def _load_app(target: str) -> App:
@@ -194,33 +203,69 @@ def _configure_logging(level: str, *, wire: bool) -> None:
 async def _run(args: argparse.Namespace) -> int:
     app = _load_app(args.app)
     _configure_logging(args.log_level, wire=args.log_wire)
-    return await run_until_signalled(app, args.worker or None, args.concurrency, args.drain_timeout)
+    ready_file = Path(args.ready_file) if args.ready_file else None
+    return await run_until_signalled(
+        app,
+        args.worker or None,
+        args.concurrency,
+        args.drain_timeout,
+        exit_when_idle=args.exit_when_idle,
+        ready_file=ready_file,
+    )
 
 
 async def run_until_signalled(
-    app: App, workers: list[str] | None, concurrency: int | None, drain_timeout: float
+    app: App,
+    workers: list[str] | None,
+    concurrency: int | None,
+    drain_timeout: float,
+    *,
+    exit_when_idle: float | None = None,
+    ready_file: Path | None = None,
 ) -> int:
-    """Run the app's workers; the first SIGINT/SIGTERM stops them gracefully, a second at once."""
-    async with anyio.create_task_group() as tg:
+    """Run the app's workers; the first SIGINT/SIGTERM stops them gracefully, a second at once.
 
-        async def on_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    if app.stopping:
-                        print("qfan: second signal, stopping at once", file=sys.stderr, flush=True)
-                        tg.cancel_scope.cancel()
-                        return
-                    print(
-                        f"qfan: {signal.Signals(signum).name}: stopping gracefully",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    app.stop()
+    ``ready_file`` is created once the app is ready and removed on the way out; ``exit_when_idle`` stops
+    the run once every worker has held nothing for that many seconds.
+    """
+    try:
+        async with anyio.create_task_group() as tg:
 
-        tg.start_soon(on_signals)
-        await app.run(workers=workers, concurrency=concurrency, drain_timeout=drain_timeout)
-        tg.cancel_scope.cancel()
+            async def on_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        if app.stopping:
+                            print("qfan: second signal, stopping at once", file=sys.stderr, flush=True)
+                            tg.cancel_scope.cancel()
+                            return
+                        print(
+                            f"qfan: {signal.Signals(signum).name}: stopping gracefully",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        app.stop()
+
+            tg.start_soon(on_signals)
+            if ready_file is not None:
+                tg.start_soon(_mark_ready, app, ready_file)
+            await app.run(
+                workers=workers,
+                concurrency=concurrency,
+                drain_timeout=drain_timeout,
+                exit_when_idle=exit_when_idle,
+            )
+            tg.cancel_scope.cancel()
+    finally:
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)  # noqa: ASYNC240 - one small unlink on the way out
     return 0
+
+
+async def _mark_ready(app: App, path: Path) -> None:
+    """Create ``path`` once the app's workers are ready (a readiness probe can test for the file)."""
+    while not app.ready:  # noqa: ASYNC110 - a property, checked a few times a second until it holds
+        await anyio.sleep(0.1)
+    await anyio.Path(path).write_text(f"{os.getpid()}\n")
 
 
 async def _declare(args: argparse.Namespace) -> int:
@@ -260,22 +305,18 @@ async def _redrive(args: argparse.Namespace) -> int:
     dead = app.queue(args.queue, create=False)
     target = app.queue(args.to, create=False) if args.to else None
     async with app:
-        if target is None:
-            try:
-                handle = await dead.start_move_task()
-            except AwsError as exc:  # StartMessageMoveTask missing (emulators): move message by message
-                sources = await dead.dead_letter_sources()
-                if len(sources) != 1:
-                    raise ConfigError(
-                        f"SQS could not start a move task ({exc.code}) and {args.queue!r} is the dead-letter "
-                        f"queue of {len(sources)} queues: name the target with --to"
-                    ) from exc
-                target = app.queue(sources[0].rstrip("/").rpartition("/")[2], create=False)
-            else:
-                print(f"started SQS message move task {handle}")
-                return 0
-        moved = await move_messages(dead, target, limit=args.limit)
-    print(f"moved {moved} messages from {args.queue} to {target.name}")
+        if target is not None:
+            moved = await move_messages(dead, target, limit=args.limit)
+            print(f"moved {moved} messages from {args.queue} to {target.name}")
+            return 0
+
+        def log(line: str) -> None:
+            print(line, flush=True)
+
+        counts = await redrive(
+            dead, lambda name: app.queue(name, create=False), log=log, limit=args.limit, poll=args.poll
+        )
+    print(f"moved {sum(counts.values())} messages from {args.queue} back to their source queues")
     return 0
 
 

@@ -98,6 +98,17 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes of this app under one supervisor (default 1; 'auto': one per core); "
         "crashed ones are restarted, signals are forwarded",
     )
+    run.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="stop gracefully and exit 0 once every worker has held no message for SECONDS (batch jobs)",
+    )
+    run.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="create PATH once every worker's first receive came back (readiness), remove it on exit",
+    )
     run.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     run.add_argument(
         "--log-wire",
@@ -119,10 +130,19 @@ def _parser() -> argparse.ArgumentParser:
 
     dlq = commands.add_parser("dlq", help="dead-letter queue tools")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
-    redrive = dlq_commands.add_parser("redrive", help="move dead-lettered messages back")
+    redrive = dlq_commands.add_parser(
+        "redrive",
+        help="move dead-lettered messages back: qfan's to their dead-letter-source queue, SQS's with its "
+        "move task (followed to its end; exit status 2 when it fails)",
+    )
     redrive.add_argument("queue", metavar="DLQ")
-    redrive.add_argument("--to", metavar="QUEUE", help="target queue (default: the DLQ's source queue)")
+    redrive.add_argument(
+        "--to", metavar="QUEUE", help="move every message to QUEUE (default: each to the queue it came from)"
+    )
     redrive.add_argument("--limit", type=int, help="move at most this many messages")
+    redrive.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between progress checks of a move task (1)"
+    )
     connection(redrive)
     redrive.set_defaults(run=_redrive)
 
@@ -134,6 +154,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--messages", type=int, default=1500, help="messages per queue (default 1500)")
     demo.add_argument("--groups", type=int, default=8, help="FIFO message groups (default 8)")
+    demo.add_argument(
+        "--emulator",
+        choices=("ministack", "moto"),
+        help="the embedded emulator (default: ministack when installed, else moto); not with --endpoint-url",
+    )
     connection(demo)
     demo.set_defaults(run=_demo)
 

@@ -15,6 +15,7 @@ from .._pipeline._outbound import Outbound, sqs_batches
 from .._pipeline._outgoing import Destination, Outgoing
 from .._pipeline._payloads import Payloads
 from .._pipeline._receipts import Receipts
+from .._transport import MoveTask
 from .._wire._attributes import AttributeValue, check_count, encode_attributes, wire_size
 from .._wire._codec import Decoder, Encoder, Format
 from .._wire._envelope import AcceptedTopics
@@ -147,6 +148,11 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
         conn = state.connection
         target = None if destination is None else (await destination.declare()).arn
         return await conn.sqs.start_message_move_task(state.info.arn, target)
+
+    async def move_tasks(self) -> list[MoveTask]:
+        """SQS's recent move tasks from this (dead-letter) queue, most recent first."""
+        state = await self._state()
+        return await state.connection.sqs.list_message_move_tasks(state.info.arn)
 
     def accept_topic(self, topic: str) -> None:
         """Unwrap SNS envelopes from ``topic`` (a name in the queue's region and account, or an ARN).

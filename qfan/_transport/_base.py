@@ -76,6 +76,8 @@ class SqsControlPlane(Protocol):
 
     async def start_message_move_task(self, source_arn: str, destination_arn: str | None) -> str: ...
 
+    async def list_message_move_tasks(self, source_arn: str) -> list[wire.MoveTask]: ...
+
 
 class ObjectStore(Protocol):
     """The S3 calls that offloaded payloads need; one request per call, errors mapped."""

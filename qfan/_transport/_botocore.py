@@ -245,6 +245,21 @@ class BotocoreSqs:
             response = await self._client.start_message_move_task(**params)
         return str(response["TaskHandle"])
 
+    async def list_message_move_tasks(self, source_arn: str) -> list[wire.MoveTask]:
+        with map_aws_errors("ListMessageMoveTasks"):
+            response = await self._client.list_message_move_tasks(SourceArn=source_arn, MaxResults=10)
+        return [
+            wire.MoveTask(
+                status=str(task.get("Status", "")),
+                handle=task.get("TaskHandle"),
+                moved=int(task.get("ApproximateNumberOfMessagesMoved", 0)),
+                to_move=task.get("ApproximateNumberOfMessagesToMove"),
+                failure_reason=task.get("FailureReason"),
+                started_at=int(task.get("StartedTimestamp", 0)),
+            )
+            for task in response.get("Results", [])
+        ]
+
 
 class _NoRedirects:
     """The one method of an aiohttp session that ``AIOHTTPSession.send`` calls, never following redirects."""

@@ -112,6 +112,9 @@ class RetryingSqs:
             partial(self.control.start_message_move_task, source_arn, destination_arn)
         )
 
+    async def list_message_move_tasks(self, source_arn: str) -> list[wire.MoveTask]:
+        return await self.retry.call(partial(self.control.list_message_move_tasks, source_arn))
+
 
 @dataclass(eq=False)
 class RetryingSns:

@@ -169,6 +169,26 @@ class StoredObject(msgspec.Struct, frozen=True, gc=False):
     content_type: str | None
 
 
+class MoveTask(msgspec.Struct, frozen=True, gc=False):
+    """One of SQS's message move tasks, as ``ListMessageMoveTasks`` reports it.
+
+    Attributes:
+        status: ``RUNNING``, ``COMPLETED``, ``CANCELLING``, ``CANCELLED`` or ``FAILED``.
+        handle: the task handle (SQS reports it for running tasks only).
+        moved: messages moved so far (approximate).
+        to_move: messages the task set out to move (approximate), when known.
+        failure_reason: why a ``FAILED`` task failed.
+        started_at: when it started, in milliseconds since the epoch (0 when not reported).
+    """
+
+    status: str
+    handle: str | None = None
+    moved: int = 0
+    to_move: int | None = None
+    failure_reason: str | None = None
+    started_at: int = 0
+
+
 LifecycleChange = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 """Turns a bucket's lifecycle rules (as S3 spells them) into the rules it should have."""
 

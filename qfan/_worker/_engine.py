@@ -21,16 +21,21 @@ Flow for one worker::
   then delete. Nothing is deleted before its outcome is final.
 - Stopping: receivers stop, held messages that have not started are released at once (visibility 0),
   running handlers get ``drain_timeout`` seconds to finish; what is still running then is cancelled and
-  its message released.
+  its message released. A receive still out is not cut off (the server would hand what arrives to nobody):
+  it finishes in the app's background and gives back what it brings at once (:mod:`._intake`).
+- Strict priority levels above the lowest are short-polled while they have backlog, so a level's end is
+  seen at once (not after a full long poll) and the next level starts; every level's first receive is a
+  short poll too, so the worker is :attr:`~WorkerEngine.ready` at once.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -39,10 +44,10 @@ import anyio.abc
 from .._exceptions import QfanError
 from .._pipeline._hooks import HookSet
 from .._pipeline._message import Message
-from .._resources._queue import Queue
 from .._wire._codec import Decoder
 from ._executor import SettleExecutor
 from ._heartbeat import VisibilityHeartbeat
+from ._intake import Activity, Level, ReceiveCalls, gather_slots
 from ._runner import HandlerRunner
 from ._scheduler import Scheduler
 from ._worker import Middleware, Worker
@@ -52,17 +57,6 @@ logger = logging.getLogger("qfan")
 _GATHER_SLOTS = 0.003
 _FIRST_RECEIVE_GRACE = 0.5  # the longest a weighted priority worker waits for every level's first receive
 _IDLE_BACKOFF = 2.0  # the longest pause between short polls (receive_wait=0) of an empty priority level
-
-
-@dataclass(eq=False)
-class _Level:
-    """One queue the worker receives from: a priority level, or the worker's only queue."""
-
-    index: int
-    name: str
-    queue: Queue[Any]
-    slots: anyio.Semaphore
-    gathering: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 class WorkerEngine:
@@ -79,7 +73,7 @@ class WorkerEngine:
         source = worker.queue.consumed_levels()
         queues = source.queues
         self._levels = [
-            _Level(i, name, queue, anyio.Semaphore(capacity or 1))
+            Level(i, name, queue, anyio.Semaphore(capacity or 1))
             for i, (name, queue) in enumerate(queues.items())
         ]
         self._by_queue = {level.queue.name: level for level in self._levels}
@@ -106,9 +100,23 @@ class WorkerEngine:
         self._heartbeat = VisibilityHeartbeat(30, worker.max_extension)
         self._heard: set[int] = set()  # levels whose first receive came back; all of them: _all_heard
         self._all_heard = anyio.Event()
+        self._calls = ReceiveCalls(None)
+        self.activity = Activity()
+        self.longest_poll = 20  # seconds; a batch run (exit when idle) asks for shorter long polls
 
-    async def run(self, stop: anyio.Event, drain_timeout: float) -> None:
-        """Process messages until ``stop`` is set, then drain (see the module docstring)."""
+    @property
+    def ready(self) -> bool:
+        """Whether every queue of the worker is declared and its first receive came back."""
+        return self._all_heard.is_set()
+
+    async def run(
+        self, stop: anyio.Event, drain_timeout: float, receives: ReceiveCalls | None = None
+    ) -> None:
+        """Process messages until ``stop`` is set, then drain (see the module docstring).
+
+        ``receives``: where receives run (the app's); by default in the worker's tasks.
+        """
+        self._calls = receives or ReceiveCalls(None)
         infos = [await level.queue.declare() for level in self._levels]
         self._visibility = self.worker.visibility_timeout or max(
             int(info.attributes.get("VisibilityTimeout", 30)) for info in infos
@@ -145,11 +153,13 @@ class WorkerEngine:
 
     # -- intake ---------------------------------------------------------------------------------------
 
-    async def _receive_loop(self, level: _Level, index: int) -> None:
+    async def _receive_loop(self, level: Level, index: int) -> None:
         failures = empty = 0
         scheduler = self._scheduler
-        wait = self.worker.receive_wait
-        wait = level.queue.options.wait_seconds if wait is None else wait
+        configured = self.worker.receive_wait
+        configured = level.queue.options.wait_seconds if configured is None else configured
+        configured = min(self.longest_poll, configured)
+        gated = scheduler.mode == "strict" and level.index < len(self._levels) - 1
         while True:
             # Strict mode: not while a higher level has work. Priority levels: extra receivers only while
             # the level is busy, so an empty level costs one long poll per receive_wait.
@@ -157,19 +167,17 @@ class WorkerEngine:
                 index and self._priority and scheduler.drained(level.index)
             ):
                 await scheduler.wait_changed()
-            # Gather free slots for a moment before receiving: with fast handlers slots free up one by
-            # one, and a receive per freed slot would multiply the calls (each costs far more than waiting).
-            # One receiver gathers at a time, so that receivers fill their asks in turn, not all by halves.
+            # Gather free slots for a moment (a receive per freed slot would multiply the calls), one
+            # receiver at a time, so that receivers fill their asks in turn, not all by halves.
             async with level.gathering:
-                await level.slots.acquire()
-                want = 1 + _take_free(level.slots, self._per_receive - 1)
-                if want < self._per_receive:
-                    with anyio.move_on_after(_GATHER_SLOTS):
-                        while want < self._per_receive:
-                            await level.slots.acquire()
-                            want += 1 + _take_free(level.slots, self._per_receive - want - 1)
+                want = await gather_slots(level.slots, self._per_receive, _GATHER_SLOTS)
+            # A first receive, and a gating strict level with backlog, short-poll: readiness is known at
+            # once, and a level's end is seen at once so the next level need not wait a long poll.
+            first = level.index not in self._heard
+            wait = 0 if first or (gated and not scheduler.drained(level.index)) else configured
             try:
-                messages = await level.queue.receive_with(self._decoder, want, wait, self._visibility)
+                fetch = partial(level.queue.receive_with, self._decoder, want, wait, self._visibility)
+                messages = await self._calls.call(fetch, self._executor.release)
                 failures = 0
             except QfanError as exc:
                 for _ in range(want):
@@ -184,31 +192,37 @@ class WorkerEngine:
                 self._hold(message)
             scheduler.received(level.index, short=len(messages) < want)
             self._heard.add(level.index)
-            if len(self._heard) == len(self._levels):
+            if len(self._heard) == len(self._levels) and not self._all_heard.is_set():
+                self.activity.ready_at = time.monotonic()
                 self._all_heard.set()
             if not scheduler.may_receive(level.index):  # a higher level got work meanwhile: give back
                 await self._executor.release(messages)
                 continue
             empty = 0 if messages else empty + 1
-            if empty and self._priority and wait == 0:  # short polls of an empty level: back off
+            if empty and self._priority and configured == 0:  # short polls of an empty level: back off
                 await anyio.sleep(min(_IDLE_BACKOFF, 0.05 * 2 ** min(empty, 6)))
-            if self.worker.batch_size is not None:
-                if messages:
-                    self._ready[level.index].append(messages)
-                    self._scheduler.ready(level.index)
-                continue
-            for message in messages:
-                group = message.group_id if self.fifo and message.group_id else message.message_id
-                key = (level.index, group)
-                waiting = self._groups.get(key)
-                if waiting is None:
-                    self._groups[key] = deque([message])
-                    self._ready[level.index].append(key)
-                    self._scheduler.ready(level.index)
-                else:
-                    waiting.append(message)
+            self._queue_ready(level, messages)
+
+    def _queue_ready(self, level: Level, messages: list[Message[Any]]) -> None:
+        """Make received messages ready to run: as one batch, or each as (the next of) its group."""
+        if self.worker.batch_size is not None:
+            if messages:
+                self._ready[level.index].append(messages)
+                self._scheduler.ready(level.index)
+            return
+        for message in messages:
+            group = message.group_id if self.fifo and message.group_id else message.message_id
+            key = (level.index, group)
+            waiting = self._groups.get(key)
+            if waiting is None:
+                self._groups[key] = deque([message])
+                self._ready[level.index].append(key)
+                self._scheduler.ready(level.index)
+            else:
+                waiting.append(message)
 
     def _hold(self, message: Message[Any]) -> None:
+        self.activity.busy()
         self._held.add(message)
         self._scheduler.held(self._by_queue[message.queue].index, 1)
         self._heartbeat.track(message)
@@ -234,6 +248,7 @@ class WorkerEngine:
             self._heartbeat.untrack(message)
             level.slots.release()
             self.stats.in_flight -= 1
+            self.activity.busy()
 
     # -- running --------------------------------------------------------------------------------------
 
@@ -315,15 +330,3 @@ class WorkerEngine:
     async def _release_unstarted(self) -> None:
         with anyio.CancelScope(shield=True):
             await self._executor.release([m for m in self._held if m not in self._started])
-
-
-def _take_free(slots: anyio.Semaphore, most: int) -> int:
-    """Take up to ``most`` slots that are free right now, without waiting (nor yielding); how many."""
-    taken = 0
-    while taken < most:
-        try:
-            slots.acquire_nowait()
-        except anyio.WouldBlock:
-            break
-        taken += 1
-    return taken

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 
+from .._transport import MoveTask
 from ._common import ACCOUNT_ID, REGION, aws_error
 from ._queue_state import (
     MemoryQueue,
@@ -46,6 +47,7 @@ class SqsControl:
         self.region = region
         self._clock = clock
         self._queues: dict[str, MemoryQueue] = {}  # by URL, in creation order
+        self._move_tasks: dict[str, list[MoveTask]] = {}  # by source ARN, most recent first
 
     def now(self) -> float:
         """The current time on the clock visibility, delays and deduplication windows run on."""
@@ -183,14 +185,38 @@ class SqsControl:
                 "InvalidParameterValue", "Source queue must be configured as a Dead Letter Queue.", operation
             )
         now = self._clock()
-        for message in [m for m in source.messages.values() if not m.in_flight(now)]:
+        waiting = [m for m in source.messages.values() if not m.in_flight(now)]
+        moved, failure = 0, None
+        for message in waiting:
             target = destination or (self._by_arn(message.origin_arn) if message.origin_arn else None)
             if target is None:
+                failure = "CouldNotDetermineMessageSource"
                 break
             message.receive_count = 0  # a fresh start on the queue it goes back to
             self.move(source, message, target, now, origin=None)
+            moved += 1
         task = {"taskId": str(uuid.uuid4()), "sourceArn": source.arn}
-        return base64.b64encode(json.dumps(task).encode()).decode()
+        handle = base64.b64encode(json.dumps(task).encode()).decode()
+        record = MoveTask(
+            "FAILED" if failure else "COMPLETED",
+            handle,
+            moved,
+            len(waiting),
+            failure,
+            int(time.time() * 1000),
+        )
+        self._move_tasks.setdefault(source.arn, []).insert(0, record)
+        return handle
+
+    async def list_message_move_tasks(self, source_arn: str) -> list[MoveTask]:
+        """ListMessageMoveTasks: the source's tasks, most recent first (they all ended when started)."""
+        if self._by_arn(source_arn) is None:
+            raise aws_error(
+                "ResourceNotFoundException",
+                "The resource that you specified does not exist.",
+                "ListMessageMoveTasks",
+            )
+        return self._move_tasks.get(source_arn, [])[:10]
 
     # -- shared with the data plane -------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ FaultKind = Literal[
     "corrupt_body",
     "latency",
     "slow_body",
+    "respond",
 ]
 
 # Hop-by-hop headers (RFC 9110 7.6.1) plus those the proxy must recompute itself.
@@ -84,6 +85,7 @@ class Fault:
     sender_fault: bool = True
     hard: bool = False  # for resets: TCP RST instead of an orderly close without a response
     delay: float = 0.0  # latency: before forwarding; slow_body: between chunks of the answer
+    answer: str = ""  # respond: the JSON body sent instead of the server's
 
     @property
     def forwards(self) -> bool:
@@ -132,6 +134,12 @@ def corrupt_body() -> Fault:
 def latency(seconds: float) -> Fault:
     """Wait ``seconds`` before forwarding; the answer is the server's own."""
     return Fault("latency", 200, delay=seconds)
+
+
+def respond(answer: Mapping[str, object]) -> Fault:
+    """Answer an SQS request with ``answer`` (JSON, HTTP 200) without forwarding it: a stand-in for an
+    operation the emulator lacks (e.g. ``StartMessageMoveTask``, ``ListMessageMoveTasks``)."""
+    return Fault("respond", 200, answer=json.dumps(answer))
 
 
 def slow_body(chunk_delay: float = 0.05) -> Fault:
@@ -358,7 +366,12 @@ class Proxy:
             if fault.kind == "reset_before":
                 self._record(request, body, None, fault)
                 return self._drop(request, hard=fault.hard)
-            if target is not None:
+            if fault.kind == "respond":
+                response = web.Response(
+                    body=fault.answer.encode(),
+                    headers={"Content-Type": _SQS_JSON, "x-amzn-RequestId": str(uuid.uuid4())},
+                )
+            elif target is not None:
                 response = self._error(fault)
             elif label.startswith("sns:"):
                 response = self._sns_error(fault)

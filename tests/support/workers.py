@@ -19,7 +19,7 @@ def start_recording_worker(
     *,
     sleep: float,
     drain_timeout: float = 20,
-    extra: Sequence[str] = (),
+    options: Sequence[str] = (),
     pids: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``qfan run tests.apps.recording_worker:app`` on this tree, appending handled ids to ``out``.
@@ -36,7 +36,7 @@ def start_recording_worker(
         **({"QFAN_TEST_PIDS": str(pids)} if pids is not None else {}),
     }
     command = [sys.executable, "-m", "qfan", "run", "tests.apps.recording_worker:app"]
-    command += ["--drain-timeout", str(drain_timeout), *extra]
+    command += ["--drain-timeout", str(drain_timeout), *options]
     with out.with_suffix(".log").open("ab") as log:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
