@@ -6,14 +6,18 @@ from contextlib import AsyncExitStack
 
 import anyio
 
+from .._exceptions import ConfigError
 from .._transport import (
     ConnectionSettings,
+    RetryingKeyValueTable,
     RetryingObjectStore,
     RetryingSns,
     RetryingSqs,
     RetryPolicy,
+    TableTransport,
     Transport,
 )
+from ._delays import LongDelays
 from ._hooks import HookSet
 
 
@@ -28,6 +32,7 @@ class Connection:
         linger: seconds a batch waits for more entries before it is sent.
         retry: the policy every call goes through.
         hooks: the app's pipeline hooks.
+        delays: how delays beyond one SQS hop (15 minutes) travel.
     """
 
     def __init__(
@@ -39,8 +44,10 @@ class Connection:
         stack: AsyncExitStack,
         sqs: RetryingSqs,
         hooks: HookSet | None = None,
+        delays: LongDelays | None = None,
     ) -> None:
         self.sqs = sqs
+        self.delays = delays or LongDelays()
         self.hooks = hooks if hooks is not None else HookSet()
         self.linger = linger
         self.retry = retry
@@ -49,6 +56,7 @@ class Connection:
         self._stack = stack
         self._sns: RetryingSns | None = None
         self._s3: RetryingObjectStore | None = None
+        self._dynamodb: RetryingKeyValueTable | None = None
         self._lock = anyio.Lock()
 
     @classmethod
@@ -60,10 +68,13 @@ class Connection:
         linger: float,
         stack: AsyncExitStack,
         hooks: HookSet | None = None,
+        delays: LongDelays | None = None,
     ) -> Connection:
         """Open SQS into ``stack`` (closed with it, as SNS and S3 will be)."""
         data, control = await stack.enter_async_context(transport.open_sqs(settings))
-        return cls(transport, settings, retry, linger, stack, RetryingSqs(data, control, retry), hooks)
+        return cls(
+            transport, settings, retry, linger, stack, RetryingSqs(data, control, retry), hooks, delays
+        )
 
     async def sns(self) -> RetryingSns:
         """The SNS plane, opened on first use."""
@@ -82,3 +93,16 @@ class Connection:
                     plane = await self._stack.enter_async_context(self._transport.open_s3(self._settings))
                     self._s3 = RetryingObjectStore(plane, self.retry)
         return self._s3
+
+    async def dynamodb(self) -> RetryingKeyValueTable:
+        """The DynamoDB plane of record stores (idempotency), opened on first use."""
+        if self._dynamodb is None:
+            opener = getattr(self._transport, "open_dynamodb", None)
+            if opener is None:
+                raise ConfigError(f"transport {self._transport!r} does not provide DynamoDB (open_dynamodb)")
+            async with self._lock:
+                if self._dynamodb is None:
+                    transport: TableTransport = self._transport  # type: ignore[assignment]
+                    plane = await self._stack.enter_async_context(transport.open_dynamodb(self._settings))
+                    self._dynamodb = RetryingKeyValueTable(plane, self.retry)
+        return self._dynamodb

@@ -1,13 +1,22 @@
 """The transport layer: the only code in qfan that speaks the AWS wire."""
 
-from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane, Transport
+from ._base import (
+    KeyValueTable,
+    ObjectStore,
+    SnsPlane,
+    SqsControlPlane,
+    SqsDataPlane,
+    TableTransport,
+    Transport,
+)
 from ._botocore import BotocoreSqs, open_sqs
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
+from ._dynamodb import BotocoreDynamoDb, Item, ItemValue, open_dynamodb
 from ._errors import error_for_code, map_aws_errors
 from ._planes import TRANSPORTS, AwsTransport, TransportName, open_sqs_planes, resolve_transport
 from ._redact import RedactingFilter, install_redaction, redact, register_secret
 from ._retry import RetryPolicy
-from ._retrying import RetryingObjectStore, RetryingSns, RetryingSqs
+from ._retrying import RetryingKeyValueTable, RetryingObjectStore, RetryingSns, RetryingSqs
 from ._s3 import BotocoreS3, open_s3
 from ._settings import ConnectionSettings, resolve_endpoint
 from ._sns import BotocoreSns, open_sns
@@ -32,12 +41,16 @@ __all__ = [
     "TRANSPORTS",
     "AwsTransport",
     "BatchResult",
+    "BotocoreDynamoDb",
     "BotocoreS3",
     "BotocoreSns",
     "BotocoreSqs",
     "ConnectionSettings",
     "EntryFailure",
     "FastSqs",
+    "Item",
+    "ItemValue",
+    "KeyValueTable",
     "LifecycleChange",
     "ObjectStore",
     "PublishEntry",
@@ -46,6 +59,7 @@ __all__ = [
     "ReceivedMessage",
     "RedactingFilter",
     "RetryPolicy",
+    "RetryingKeyValueTable",
     "RetryingObjectStore",
     "RetryingSns",
     "RetryingSqs",
@@ -55,6 +69,7 @@ __all__ = [
     "SqsControlPlane",
     "SqsDataPlane",
     "StoredObject",
+    "TableTransport",
     "Transport",
     "TransportName",
     "VisibilityEntry",
@@ -66,6 +81,7 @@ __all__ = [
     "map_aws_errors",
     "md5_of_attributes",
     "md5_of_body",
+    "open_dynamodb",
     "open_s3",
     "open_sns",
     "open_sqs",

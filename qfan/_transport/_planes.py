@@ -15,8 +15,9 @@ from aiobotocore.credentials import AioCredentials
 from aiobotocore.session import AioSession
 
 from .._exceptions import ConfigError
-from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
+from ._base import KeyValueTable, ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
 from ._botocore import BotocoreSqs, open_client, plane_connection
+from ._dynamodb import open_dynamodb
 from ._s3 import open_s3
 from ._settings import ConnectionSettings
 from ._sns import open_sns
@@ -74,7 +75,7 @@ async def open_sqs_planes(
 
 class AwsTransport:
     """The AWS transports: SQS's per-message calls on the lean plane (``"fast"``) or on aiobotocore
-    (``"botocore"``); SQS management, SNS and S3 on aiobotocore either way.
+    (``"botocore"``); SQS management, SNS, S3 and DynamoDB on aiobotocore either way.
 
     Args:
         name: ``"fast"`` or ``"botocore"``; ``None`` reads ``QFAN_TRANSPORT``, else ``"fast"``.
@@ -93,6 +94,9 @@ class AwsTransport:
 
     def open_s3(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[ObjectStore]:
         return open_s3(settings)
+
+    def open_dynamodb(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[KeyValueTable]:
+        return open_dynamodb(settings)
 
     def __repr__(self) -> str:
         return f"<AwsTransport {self.name!r}>"

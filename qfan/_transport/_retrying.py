@@ -13,7 +13,8 @@ from functools import partial
 
 from .._exceptions import QfanError
 from . import _types as wire
-from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
+from ._base import KeyValueTable, ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
+from ._dynamodb import Item, ItemValue
 from ._retry import RetryPolicy
 
 BatchOutcome = tuple[list[str], dict[str, QfanError]]
@@ -185,3 +186,35 @@ class RetryingObjectStore:
 
     async def update_lifecycle_rules(self, bucket: str, change: wire.LifecycleChange) -> None:
         await self.retry.call(partial(self.plane.update_lifecycle_rules, bucket, change))
+
+
+class RetryingKeyValueTable:
+    """The DynamoDB plane, every call retried by ``retry``.
+
+    A conditional write whose answer was lost and that is then retried may find its own write in the way
+    (answering ``False``); record stores read the item back to tell that from another writer's.
+    """
+
+    def __init__(self, table: KeyValueTable, retry: RetryPolicy) -> None:
+        self.plane = table
+        self.retry = retry
+
+    async def ensure_table(self, table: str, key: str, ttl_attribute: str | None) -> bool:
+        return await self.retry.call(partial(self.plane.ensure_table, table, key, ttl_attribute))
+
+    async def put_item(
+        self, table: str, item: Item, *, condition: str | None = None, values: Item | None = None
+    ) -> bool:
+        return await self.retry.call(
+            partial(self.plane.put_item, table, item, condition=condition, values=values)
+        )
+
+    async def delete_item(
+        self, table: str, key: Item, *, condition: str | None = None, values: Item | None = None
+    ) -> bool:
+        return await self.retry.call(
+            partial(self.plane.delete_item, table, key, condition=condition, values=values)
+        )
+
+    async def get_item(self, table: str, key: Item) -> dict[str, ItemValue] | None:
+        return await self.retry.call(partial(self.plane.get_item, table, key))

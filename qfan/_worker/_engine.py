@@ -77,7 +77,7 @@ class WorkerEngine:
         self.stats = worker.stats
         self.fifo = worker.queue.fifo
         self._hooks = hooks if hooks is not None else HookSet()
-        self._middleware = (*self._hooks.around, *middleware)
+        self._middleware = (*self._hooks.around, *middleware, *worker.middleware)
         self._decoder: Decoder[Any] = Decoder(worker.handler.body_type)
         capacity = worker.concurrency + worker.prefetch
         source = worker.queue.consumed_levels()
@@ -161,6 +161,7 @@ class WorkerEngine:
         wait = self.worker.receive_wait
         wait = level.queue.options.wait_seconds if wait is None else wait
         while True:
+            await self.worker.admit()  # flow control: an open circuit breaker stops receiving
             # Strict mode: not while a higher level has work. Priority levels: extra receivers only while
             # the level is busy, so an empty level costs one long poll per receive_wait.
             while not scheduler.may_receive(level.index) or (
