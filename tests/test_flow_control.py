@@ -9,7 +9,7 @@ import msgspec
 
 import qfan
 
-from .helpers import one_transport_app
+from .helpers import one_transport_app, wait_for
 from .support.proxy import Proxy
 from .test_workers import run_until
 
@@ -75,17 +75,14 @@ async def test_an_open_breaker_stops_receiving_and_dead_letters_nothing(
         await queue.send_many([Call(i) for i in range(6)])
         async with anyio.create_task_group() as tg:
             tg.start_soon(app.run)
-            with anyio.fail_after(30):
-                while breaker.opened < 1:  # noqa: ASYNC110 - polling the breaker
-                    await anyio.sleep(0.05)
+            await wait_for(lambda: breaker.opened >= 1)
             await anyio.sleep(1.5)  # a long poll already under way when it opened may still finish
             open_receives = receives(proxy, url)
             await anyio.sleep(2)  # still open (4 s cooldown)
             assert breaker.state == "open"
             assert receives(proxy, url) == open_receives
-            with anyio.fail_after(30):  # half-open: a probe runs, fails, and opens it again
-                while breaker.opened < 2:  # noqa: ASYNC110 - polling the breaker
-                    await anyio.sleep(0.05)
+            # Half-open after the cooldown: a probe runs, fails, and opens it again.
+            await wait_for(lambda: breaker.opened >= 2)
             app.stop()
         assert await dead.receive(wait=1) == []
     stats = app.stats()["outage"]
@@ -111,18 +108,14 @@ async def test_no_receive_while_concurrency_and_prefetch_are_full(
         await queue.send_many([Call(i) for i in range(10)])
         async with anyio.create_task_group() as tg:
             tg.start_soon(app.run)
-            with anyio.fail_after(30):
-                while app.stats()["full"].in_flight < 4:  # noqa: ASYNC110 - polling counters
-                    await anyio.sleep(0.05)
+            await wait_for(lambda: app.stats()["full"].in_flight >= 4)
             await anyio.sleep(1.5)  # let a receive already under way come back
             full_receives = receives(proxy, url)
             await anyio.sleep(3)  # three long polls' worth of time: no receive while full
             assert receives(proxy, url) == full_receives
             assert app.stats()["full"].in_flight == 4
             release.set()
-            with anyio.fail_after(60):
-                while len(handled) < 10:  # noqa: ASYNC110 - polling what the handlers record
-                    await anyio.sleep(0.05)
+            await wait_for(lambda: len(handled) >= 10, 60)
             app.stop()
     assert sorted(handled) == list(range(10))
     assert app.stats()["full"].received == 10

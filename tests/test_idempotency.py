@@ -11,7 +11,7 @@ import msgspec
 
 import qfan
 
-from .helpers import one_transport_app
+from .helpers import one_transport_app, wait_for
 from .test_workers import run_until
 
 
@@ -49,13 +49,11 @@ async def test_forced_duplicates_have_their_side_effect_once(
         for start in range(0, payments, 50):  # in waves, so the emulator's queue stays small
             wave = [Payment(i) for i in range(start, start + 50)]
             await queue.send_many(wave + wave)
-        with anyio.fail_after(240):
-            while app.stats()["charge"].succeeded < 2 * payments:  # noqa: ASYNC110 - polling counters
-                await anyio.sleep(0.1)
+        await wait_for(lambda: app.stats()["charge"].succeeded >= 2 * payments, 120)
         app.stop()
     assert sorted(charged) == list(range(payments))
     assert set(charged.values()) == {1}
-    assert idempotency.stats.duplicates == payments
+    assert idempotency.stats.duplicates >= payments  # SQS may add redeliveries of its own
     assert idempotency.stats.ran == payments
 
 
@@ -108,9 +106,7 @@ async def run_both(first: qfan.App, second: qfan.App, done: Callable[[], bool], 
         tg.start_soon(partial(first.run, drain_timeout=1))
         await started.wait()
         tg.start_soon(partial(second.run, drain_timeout=1))
-        with anyio.fail_after(60):
-            while not done():  # noqa: ASYNC110 - polling counters the handlers update
-                await anyio.sleep(0.05)
+        await wait_for(done, 60)
         first.stop()
         second.stop()
 

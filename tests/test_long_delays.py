@@ -12,7 +12,7 @@ import pytest
 
 import qfan
 
-from .helpers import one_transport_app
+from .helpers import one_transport_app, wait_for
 from .support.proxy import Proxy, server_error
 
 
@@ -30,6 +30,15 @@ class FastClock:
     def __call__(self) -> float:
         wall, mono = self.origin
         return wall + (time.monotonic() - mono) * self.speed
+
+
+async def first_receive(queue: qfan.Queue[Reminder]) -> list[qfan.Message[Reminder]]:
+    """Receive (1 s long polls) until something comes."""
+    with anyio.fail_after(30):
+        while True:
+            received = await queue.receive(wait=1)
+            if received:
+                return received
 
 
 def sends_to(proxy: Proxy, queue_url: str) -> int:
@@ -65,9 +74,7 @@ async def test_a_forty_minute_delay_is_delivered_once_after_it_is_due(
 
     async with worker, anyio.create_task_group() as tg:
         tg.start_soon(worker.run)
-        with anyio.fail_after(60):
-            while not seen:  # noqa: ASYNC110 - polling what the handler records
-                await anyio.sleep(0.05)
+        await wait_for(lambda: bool(seen), 60)
         hops = sends_to(proxy, url)
         await anyio.sleep(2.5)  # a while longer: it does not come again
         worker.stop()
@@ -89,10 +96,7 @@ async def test_delay_until_with_offload_resends_the_pointer_not_the_payload(
         url = (await queue.declare()).url
         due = datetime.now(UTC) + timedelta(seconds=3.5)
         await queue.send(Reminder("big"), delay_until=due)
-        received: list[qfan.Message[Reminder]] = []
-        with anyio.fail_after(30):
-            while not received:
-                received = await queue.receive(wait=1)
+        received = await first_receive(queue)
         assert datetime.now(UTC) >= due
         [message] = received
         assert message.body == Reminder("big")
@@ -128,10 +132,7 @@ async def test_a_failed_hop_keeps_the_original(proxy: Proxy, unique_name: Callab
         await queue.send(Reminder("persistent"), delay=3)
         # The first hop's send fails on every one of its 5 attempts (the server never sees it).
         proxy.inject("SendMessageBatch", server_error(), times=5)
-        received: list[qfan.Message[Reminder]] = []
-        with anyio.fail_after(30):
-            while not received:
-                received = await queue.receive(wait=1)
+        received = await first_receive(queue)
         assert [m.body for m in received] == [Reminder("persistent")]
         await received[0].ack()
         assert await queue.receive(wait=2) == []
