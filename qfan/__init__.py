@@ -14,6 +14,7 @@ from ._exceptions import (
     BatchSendError,
     BatchTooLarge,
     ChecksumMismatch,
+    CircuitOpen,
     ConfigError,
     DecodeError,
     EmulatorUnavailable,
@@ -48,11 +49,18 @@ from ._exceptions import (
 )
 from ._lambda import LambdaHandler, TopicHandler
 from ._local import local
+from ._pipeline._delays import LongDelays
 from ._pipeline._hooks import PipelineHooks
 from ._pipeline._message import Message
 from ._pipeline._offload import Offload
 from ._resources._consumer import Consumer
 from ._resources._declaration import QueueInfo
+from ._resources._idempotency import (
+    DynamoDBIdempotencyStore,
+    IdempotencyRecord,
+    IdempotencyStore,
+    MemoryIdempotencyStore,
+)
 from ._resources._priority import PriorityQueue
 from ._resources._queue import Queue
 from ._resources._queue_options import Encryption, KmsEncryption, SqsManagedEncryption
@@ -66,6 +74,8 @@ from ._wire._codec import Format
 from ._wire._envelope import SnsEnvelope
 from ._wire._pointer import PayloadLocation
 from ._worker._backoff import Backoff
+from ._worker._flow import CircuitBreaker, RateLimit
+from ._worker._idempotency import Idempotency, IdempotencyStats
 from ._worker._worker import Middleware, Worker, WorkerStats
 
 if TYPE_CHECKING:
@@ -96,19 +106,28 @@ __all__ = [
     "BatchSendError",
     "BatchTooLarge",
     "ChecksumMismatch",
+    "CircuitBreaker",
+    "CircuitOpen",
     "ConfigError",
     "Consumer",
     "DecodeError",
+    "DynamoDBIdempotencyStore",
     "EmulatorUnavailable",
     "EncodeError",
     "Encryption",
     "EnvelopeRefused",
     "Format",
     "HandlerOutcome",
+    "Idempotency",
+    "IdempotencyRecord",
+    "IdempotencyStats",
+    "IdempotencyStore",
     "InvalidParameter",
     "KmsEncryption",
     "LambdaHandler",
     "LocalEmulator",
+    "LongDelays",
+    "MemoryIdempotencyStore",
     "Message",
     "MessageError",
     "MessageTooLarge",
@@ -131,6 +150,7 @@ __all__ = [
     "QueueInfo",
     "QueueNameExists",
     "QueueNotFound",
+    "RateLimit",
     "ReceiptHandleInvalid",
     "RedactingFilter",
     "RedirectRefused",

@@ -124,7 +124,7 @@ RECIPES: Mapping[ProcessName, Recipe] = {
         {
             "BIND_HOST": LOOPBACK,
             "GATEWAY_PORT": "{port}",
-            "SERVICES": "sqs,sns,s3",
+            "SERVICES": "sqs,sns,s3,dynamodb",
             "LOG_LEVEL": "WARNING",
             # Otherwise MiniStack also listens on 0.0.0.0:8883 (IoT mTLS) and may start an SFTP listener.
             "IOT_MTLS_ENABLED": "0",

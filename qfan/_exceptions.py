@@ -25,6 +25,7 @@ Everything qfan raises derives from :class:`QfanError`::
     ├── RemoteError                 the responder raised; keeps the remote type and message
     ├── HandlerOutcome              raised by a worker's handler to decide its message's fate
     │   ├── Retry                   retry later (after ``delay`` seconds, else the worker's backoff)
+    │   │   └── CircuitOpen         the worker's circuit breaker is open: back later, never dead-lettered
     │   ├── Reject                  dead-letter now, with a reason
     │   └── Ack                     done: delete the message (stops the handler early)
     ├── TransportError              the connection failed before an answer arrived (transient)
@@ -255,8 +256,7 @@ class RemoteError(QfanError):
 
     Attributes:
         remote_type: the exception's type name on the responder's side.
-        remote_message: its message when the responder exposes errors (``expose_errors=True``), else a
-            note that it was withheld; the responder logs the exception with the correlation id.
+        remote_message: its message with ``expose_errors=True``, else a note that it was withheld.
         correlation_id: the request's correlation id, to find the responder's log line.
     """
 
@@ -281,6 +281,10 @@ class Retry(HandlerOutcome):
     def __init__(self, delay: int | None = None) -> None:
         super().__init__(f"retry requested (delay={delay})")
         self.delay = delay
+
+
+class CircuitOpen(Retry):
+    """A worker's circuit breaker held the message back, or its failure tripped the breaker: retried later."""
 
 
 class Reject(HandlerOutcome):
@@ -358,9 +362,8 @@ class ObjectNotFound(AwsError):
 class RedirectRefused(AwsError):
     """The endpoint answered a request with a redirect (3xx), and qfan does not follow redirects.
 
-    Following one would re-send the signed request, session token included, wherever ``Location`` points.
-    AWS endpoints never redirect these calls, so a redirect means a misconfigured endpoint or proxy, or an
-    attacker in the path: not transient, and retrying would only ask again.
+    Following one would re-send the signed request (session token included) wherever ``Location`` points;
+    AWS never redirects these calls (a misconfigured endpoint or proxy, or an attacker): not transient.
 
     Attributes:
         status: the HTTP status of the answer (301, 302, 307, ...).

@@ -3,6 +3,16 @@
 import qfan
 
 EXPECTED = {
+    "CircuitBreaker",
+    "CircuitOpen",
+    "DynamoDBIdempotencyStore",
+    "Idempotency",
+    "IdempotencyRecord",
+    "IdempotencyStats",
+    "IdempotencyStore",
+    "LongDelays",
+    "MemoryIdempotencyStore",
+    "RateLimit",
     "RemoteError",
     "RequestTimeout",
     "RpcStats",

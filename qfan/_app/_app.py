@@ -12,6 +12,7 @@ import anyio.abc
 from .._exceptions import ConfigError, QfanError
 from .._lambda import LambdaRegistry, TopicHandler
 from .._pipeline._connection import Connection
+from .._pipeline._delays import LongDelays
 from .._pipeline._hooks import HookSet, PipelineHooks
 from .._resources._priority import PriorityQueue
 from .._resources._queue import Queue
@@ -68,6 +69,7 @@ class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):
             ``qfan.testing.MemoryTransport()``. Default: ``QFAN_TRANSPORT``, else ``"fast"``. Every call
             goes through ``retry`` whatever the transport.
         hooks: :class:`PipelineHooks` on the send and receive pipelines (instrumentation, policies).
+        long_delays: how delays beyond 15 minutes travel (:class:`LongDelays`: hop length, clock).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):
         sweep_reply_queues: float | None = None,
         transport: TransportName | Transport | None = None,
         hooks: Iterable[PipelineHooks] = (),
+        long_delays: LongDelays | None = None,
     ) -> None:
         self._transport: Transport = (
             AwsTransport(transport) if transport is None or isinstance(transport, str) else transport
@@ -105,12 +108,14 @@ class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):
         if not 0 <= linger <= 1:
             raise ConfigError(f"linger must be between 0 and 1 second, got {linger!r}")
         self.name = name
+        self.long_delays = long_delays or LongDelays()
         self.settings = ConnectionSettings(
             region=region,
             endpoint_urls={
                 "sqs": sqs_endpoint_url or endpoint_url,
                 "sns": sns_endpoint_url or endpoint_url,
                 "s3": s3_endpoint_url or endpoint_url,
+                "dynamodb": endpoint_url,
             },
             profile=profile,
             access_key_id=access_key_id,
@@ -170,7 +175,7 @@ class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):
         stack = AsyncExitStack()
         try:
             self._connection = await Connection.open(
-                self._transport, self.settings, self.retry, self.linger, stack, self._hooks
+                self._transport, self.settings, self.retry, self.linger, stack, self._hooks, self.long_delays
             )
             if self.declare_on_start:
                 await self.declare()

@@ -29,7 +29,9 @@ from .._rpc import (
 from .._wire._limits import MAX_VISIBILITY
 from .._worker._backoff import Backoff
 from .._worker._engine import WorkerEngine
+from .._worker._flow import CircuitBreaker, RateLimit
 from .._worker._handler import Handler
+from .._worker._idempotency import Idempotency
 from .._worker._intake import ReceiveCalls
 from .._worker._worker import Middleware, Worker, WorkerStats
 
@@ -76,6 +78,9 @@ class WorkerRegistry:
         max_extension: int = MAX_VISIBILITY,
         batch_size: int | None = None,
         receive_wait: int | None = None,
+        rate: RateLimit | None = None,
+        breaker: CircuitBreaker | None = None,
+        idempotency: Idempotency | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as the handler of ``queue``; the function is returned unchanged.
 
@@ -95,6 +100,9 @@ class WorkerRegistry:
             batch_size: make this a batch handler taking ``list[qfan.Message[T]]`` (1-10 per call).
             receive_wait: long-poll seconds per receive (default: the queue's, else 20). moto's FIFO long
                 polls do not notice groups that become free while they wait: use 1-2 s on moto.
+            rate: pace handler starts (``qfan.RateLimit``; pass one to several workers to share it).
+            breaker: stop receiving while handlers keep failing (``qfan.CircuitBreaker``; may be shared).
+            idempotency: handle each message key once (``qfan.Idempotency``).
         """
 
         def register(function: F) -> F:
@@ -111,6 +119,9 @@ class WorkerRegistry:
                 max_extension=max_extension,
                 batch_size=batch_size,
                 receive_wait=receive_wait,
+                rate=rate,
+                breaker=breaker,
+                idempotency=idempotency,
             )
             return function
 
@@ -169,6 +180,7 @@ class WorkerRegistry:
             handler=handler,
             concurrency=concurrency,
             prefetch=min(concurrency, 10) if prefetch is None else prefetch,
+            connect=self._connect,
             **options,
         )
         if self._queues.get(queue.name) is not queue and self._priority_queues.get(queue.name) is not queue:
@@ -186,6 +198,9 @@ class WorkerRegistry:
         prefetch: int | None = None,
         reply_to: Iterable[str] = (),
         expose_errors: bool = False,
+        rate: RateLimit | None = None,
+        breaker: CircuitBreaker | None = None,
+        idempotency: Idempotency | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as a responder: its return value answers each request.
 
@@ -206,21 +221,28 @@ class WorkerRegistry:
             reply_to: reply queues allowed besides those qfan requesters create (``qfan-reply-*`` on the
                 request queue's endpoint and account): name patterns, or full queue URL patterns.
             expose_errors: send the text of a handler's exception to the requester.
+            rate, breaker: flow control, as for :meth:`worker`.
+            idempotency: as for :meth:`worker`; a duplicate request is answered with the stored result
+                (the reply is sent again, the handler does not run again).
         """
         ReplyAddresses(reply_to)  # a bad pattern is a ConfigError here, not when the first request comes
 
         def register(function: F) -> F:
             responder = Responder(
-                queue,
-                Handler.inspect(function, batch=False),
-                self._connect,
-                self._reply_sender,
-                reply_to=reply_to,
-                expose_errors=expose_errors,
-                concurrency=concurrency,
+                queue, self._connect, self._reply_sender, reply_to=reply_to, expose_errors=expose_errors
             )
-            handler = responder.handler()
-            self._add_worker(name or handler.name, queue, handler, concurrency, prefetch)
+            handler = Handler.inspect(function, batch=False)
+            self._add_worker(
+                name or handler.name,
+                queue,
+                handler,
+                concurrency,
+                prefetch,
+                around=(responder.answer,),
+                rate=rate,
+                breaker=breaker,
+                idempotency=idempotency,
+            )
             return function
 
         return register

@@ -8,14 +8,18 @@ from typing import Generic, TypeVar
 
 import anyio
 
+from .._exceptions import ConfigError
 from .._transport import (
     ConnectionSettings,
+    RetryingKeyValueTable,
     RetryingObjectStore,
     RetryingSns,
     RetryingSqs,
     RetryPolicy,
+    TableTransport,
     Transport,
 )
+from ._delays import LongDelays
 from ._hooks import HookSet
 
 T = TypeVar("T")
@@ -48,6 +52,7 @@ class Connection:
         linger: seconds a batch waits for more entries before it is sent.
         retry: the policy every call goes through.
         hooks: the app's pipeline hooks.
+        delays: how delays beyond one SQS hop (15 minutes) travel.
     """
 
     def __init__(
@@ -59,8 +64,10 @@ class Connection:
         stack: AsyncExitStack,
         sqs: RetryingSqs,
         hooks: HookSet | None = None,
+        delays: LongDelays | None = None,
     ) -> None:
         self.sqs = sqs
+        self.delays = delays or LongDelays()
         self.hooks = hooks if hooks is not None else HookSet()
         self.linger = linger
         self.retry = retry
@@ -69,6 +76,7 @@ class Connection:
         self._stack = stack
         self._sns = _Lazy(self._open_sns)
         self._s3 = _Lazy(self._open_s3)
+        self._dynamodb = _Lazy(self._open_dynamodb)
 
     @classmethod
     async def open(
@@ -79,10 +87,13 @@ class Connection:
         linger: float,
         stack: AsyncExitStack,
         hooks: HookSet | None = None,
+        delays: LongDelays | None = None,
     ) -> Connection:
         """Open SQS into ``stack`` (closed with it, as SNS and S3 will be)."""
         data, control = await stack.enter_async_context(transport.open_sqs(settings))
-        return cls(transport, settings, retry, linger, stack, RetryingSqs(data, control, retry), hooks)
+        return cls(
+            transport, settings, retry, linger, stack, RetryingSqs(data, control, retry), hooks, delays
+        )
 
     async def sns(self) -> RetryingSns:
         """The SNS plane, opened on first use."""
@@ -99,3 +110,15 @@ class Connection:
     async def _open_s3(self) -> RetryingObjectStore:
         plane = await self._stack.enter_async_context(self._transport.open_s3(self._settings))
         return RetryingObjectStore(plane, self.retry)
+
+    async def dynamodb(self) -> RetryingKeyValueTable:
+        """The DynamoDB plane of record stores (idempotency), opened on first use."""
+        return await self._dynamodb.get()
+
+    async def _open_dynamodb(self) -> RetryingKeyValueTable:
+        opener = getattr(self._transport, "open_dynamodb", None)
+        if opener is None:
+            raise ConfigError(f"transport {self._transport!r} does not provide DynamoDB (open_dynamodb)")
+        transport: TableTransport = self._transport  # type: ignore[assignment]
+        plane = await self._stack.enter_async_context(transport.open_dynamodb(self._settings))
+        return RetryingKeyValueTable(plane, self.retry)

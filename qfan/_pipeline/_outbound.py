@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import anyio
 
-from .._exceptions import BatchSendError, QfanError
+from .._exceptions import BatchSendError, ConfigError, QfanError
 from .._transport import PublishEntry, RetryingSns, RetryingSqs, SendEntry
 from .._wire._attributes import AttributeValue
 from .._wire._codec import Encoder
 from ._batching import Coalescer
+from ._delays import DUE_AT, Delay, LongDelays
 from ._hooks import HookSet
 from ._outgoing import Destination, Outgoing, chunks, fit, prepare, verify_sent
 from ._payloads import Payloads
@@ -95,6 +97,7 @@ class Outbound:
         send_batch: the batch call (:func:`sqs_batches` or :func:`sns_batches`).
         linger: seconds a batch waits for concurrent entries.
         hooks: the app's pipeline hooks.
+        delays: how delays longer than one hop travel (standard queues only).
     """
 
     def __init__(
@@ -106,8 +109,10 @@ class Outbound:
         *,
         linger: float,
         hooks: HookSet,
+        delays: LongDelays | None = None,
     ) -> None:
         self.destination = destination
+        self._delays = delays or LongDelays()
         self.payloads = payloads
         self._encoder = encoder
         self._send_batch = send_batch
@@ -124,20 +129,33 @@ class Outbound:
         self,
         value: object,
         *,
-        delay: int | None = None,
+        delay: Delay | None = None,
+        delay_until: datetime | None = None,
         group_id: str | None = None,
         dedup_id: str | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
         subject: str | None = None,
     ) -> Outgoing:
-        """Encode and check one message (size left to :meth:`fit` when it may be offloaded)."""
+        """Encode and check one message (size left to :meth:`fit` when it may be offloaded).
+
+        A delay longer than one hop goes out as one hop with the due time in ``qfan-due-at`` (see
+        :mod:`qfan._pipeline._delays`).
+        """
+        hop, due_at = self._delays.schedule(delay, delay_until)
+        if due_at is not None:
+            if self.destination.fifo or not self.destination.delay_allowed:
+                raise ConfigError(
+                    f"{self.destination.name!r}: delays beyond {self._delays.hop} s need a standard queue "
+                    "(FIFO queues and topics take no per-message delay)"
+                )
+            attributes = {**(attributes or {}), DUE_AT: round(due_at, 3)}
         if self._hooks:
             attributes = self._hooks.before_send(self.destination.name, dict(attributes or {}))
         entry = prepare(
             self._encoder,
             self.destination,
             value,
-            delay=delay,
+            delay=hop,
             group_id=group_id,
             dedup_id=dedup_id,
             attributes=attributes,

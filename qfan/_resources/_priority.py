@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from .._exceptions import ConfigError
+from .._pipeline._delays import Delay
 from .._pipeline._message import Message
 from .._wire._attributes import AttributeValue
 from ._declaration import QueueInfo
@@ -163,7 +164,7 @@ class PriorityQueue(Generic[T]):
         value: T,
         *,
         priority: str | None = None,
-        delay: int | None = None,
+        delay: Delay | None = None,
         group_id: str | None = None,
         dedup_id: str | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
@@ -178,7 +179,7 @@ class PriorityQueue(Generic[T]):
         values: Iterable[T],
         *,
         priority: str | None = None,
-        delay: int | None = None,
+        delay: Delay | None = None,
         group_id: str | None = None,
         dedup_id: Callable[[T], str] | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from .._exceptions import ConfigError, MessageTooLarge
 from .._pipeline._batching import MAX_BATCH_ENTRIES
 from .._pipeline._connection import Connection
+from .._pipeline._delays import Delay, Postponer
 from .._pipeline._inbound import arrive
 from .._pipeline._message import Message
 from .._pipeline._offload import Offload
@@ -51,7 +53,10 @@ class _Declared:
             sqs_batches(connection.sqs, info.url, queue.fifo),
             linger=linger,
             hooks=connection.hooks,
+            delays=connection.delays,
         )
+        # Standard queues only: FIFO queues take no per-message delay, so nothing long-delayed is on them.
+        self.postpone = None if queue.fifo else Postponer(connection.sqs, info.url, connection.delays)
         self.receipts = Receipts(connection.sqs, info.url, payloads, linger=linger)
 
 
@@ -210,7 +215,8 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
         self,
         value: T,
         *,
-        delay: int | None = None,
+        delay: Delay | None = None,
+        delay_until: datetime | None = None,
         group_id: str | None = None,
         dedup_id: str | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
@@ -222,21 +228,28 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
 
         Args:
             value: the body; encoded per the queue's format (see ``qfan._codec``).
-            delay: seconds before the message becomes visible (0-900; standard queues only).
+            delay: seconds (or a ``timedelta``) before the message becomes visible; standard queues only.
+                Beyond 15 minutes it travels in hops (see README, "Long delays").
+            delay_until: a timezone-aware time to deliver it at instead; standard queues only.
             group_id: the message group (required on FIFO queues; "fair queues" on standard ones).
             dedup_id: FIFO deduplication id (required unless the queue has content-based dedup).
             attributes: up to 9 message attributes.
         """
         outbound = (await self._state()).outbound
         return await outbound.send(
-            value, delay=delay, group_id=group_id, dedup_id=dedup_id, attributes=attributes
+            value,
+            delay=delay,
+            delay_until=delay_until,
+            group_id=group_id,
+            dedup_id=dedup_id,
+            attributes=attributes,
         )
 
     async def send_many(
         self,
         values: Iterable[T],
         *,
-        delay: int | None = None,
+        delay: Delay | None = None,
         group_id: str | None = None,
         dedup_id: Callable[[T], str] | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
@@ -324,7 +337,7 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
             visibility_timeout=visibility,
         )
         topics = self._accepted(state.info.arn)
-        return await arrive(raw, decoder, self, state.payloads, topics, state.connection.hooks)
+        return await arrive(raw, decoder, self, state.payloads, topics, conn.hooks, state.postpone)
 
     def consume(
         self, *, prefetch: int = 10, wait: int | None = None, visibility: int | None = None

@@ -14,17 +14,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
-
 from .._exceptions import ConfigError, HandlerOutcome, MessageTooLarge, QfanError, Reject
 from .._pipeline._connection import Connection
+from .._pipeline._hooks import CallNext
 from .._pipeline._message import Message
 from .._pipeline._outgoing import Destination, Outgoing, fit, prepare, verify_sent
 from .._pipeline._payloads import Payloads
 from .._resources._queue import Queue
 from .._transport import SendEntry
 from .._wire._codec import Encoder
-from .._worker._handler import Handler
 from ._protocol import CORRELATION_ID, ERROR_TYPE, REPLY_MAX_SIZE, REPLY_PREFIX, RESPONSE_QUEUE_URL
 
 logger = logging.getLogger("qfan")
@@ -170,51 +168,37 @@ class ReplySender:
 
 
 class Responder:
-    """A responder's handler as its worker runs it: check the address, run, answer.
+    """A responder as its worker runs it: :meth:`answer` wraps the user's handler (and the worker's other
+    middleware: flow control, idempotency, so a duplicate request is answered with the stored result).
 
     Args:
         queue: the request queue.
-        inner: the user's handler.
         connect: the app's open connection.
         sender: sends the answers.
         reply_to: see :class:`ReplyAddresses`.
         expose_errors: send the text of a handler's exception to the requester.
-        concurrency: sync handlers' thread limit.
     """
 
     def __init__(
         self,
         queue: Queue[Any],
-        inner: Handler,
         connect: Callable[[], Connection],
         sender: ReplySender,
         *,
         reply_to: Iterable[str],
         expose_errors: bool,
-        concurrency: int,
     ) -> None:
         self.queue = queue
-        self.inner = inner
         self.addresses = ReplyAddresses(reply_to)
         self.expose_errors = expose_errors
         self._connect = connect
         self._sender = sender
-        self._threads = anyio.CapacityLimiter(concurrency)
 
-    def handler(self) -> Handler:
-        """The worker's handler: takes the message, decodes nothing itself."""
-        return Handler(
-            self.respond,
-            self.inner.name,
-            self.inner.body_type,
-            takes_body=False,
-            takes_message=True,
-            batch=False,
-            is_async=True,
-        )
+    async def answer(self, message: Message[Any], call_next: CallNext) -> Any:
+        """Handle one request: check its reply address, run the handler, send its result (or error) back.
 
-    async def respond(self, message: Message[Any]) -> None:
-        """Handle one request (a message without a reply address is handled like any worker's)."""
+        A message without a reply address is handled like any worker's.
+        """
         url = message.attributes.get(RESPONSE_QUEUE_URL)
         correlation_id = str(message.attributes.get(CORRELATION_ID, ""))
         if url is not None:  # checked first: a refused request never runs, so nothing leaks
@@ -222,7 +206,7 @@ class Responder:
             if refusal is not None:
                 raise Reject(f"reply address refused: {refusal}")
         try:
-            result, error = await self.inner(message, self._threads), None
+            result, error = await call_next(), None
         except HandlerOutcome:
             raise
         except Exception as exc:
@@ -230,8 +214,8 @@ class Responder:
                 raise
             result, error = None, exc
             logger.error(
-                "responder %s: request %s (correlation id %s) raised %s",
-                self.inner.name,
+                "responder for %s: request %s (correlation id %s) raised %s",
+                self.queue.name,
                 message.message_id,
                 correlation_id,
                 type(exc).__name__,
@@ -247,3 +231,4 @@ class Responder:
                 await self.queue.payloads(),
                 expose_errors=self.expose_errors,
             )
+        return result

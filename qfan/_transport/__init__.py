@@ -7,17 +7,27 @@ The planes built on aiobotocore and aiohttp are loaded on first use (``__getattr
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane, Transport
+from ._base import (
+    KeyValueTable,
+    ObjectStore,
+    SnsPlane,
+    SqsControlPlane,
+    SqsDataPlane,
+    TableTransport,
+    Transport,
+)
 from ._checksum import corruption_of, md5_of_attributes, md5_of_body
 from ._errors import error_for_code, map_aws_errors
 from ._planes import TRANSPORTS, AwsTransport, TransportName, open_sqs_planes, resolve_transport
 from ._redact import RedactingFilter, install_redaction, redact, register_secret
 from ._retry import RetryPolicy
-from ._retrying import RetryingObjectStore, RetryingSns, RetryingSqs
+from ._retrying import RetryingKeyValueTable, RetryingObjectStore, RetryingSns, RetryingSqs
 from ._settings import ConnectionSettings, resolve_endpoint
 from ._types import (
     BatchResult,
     EntryFailure,
+    Item,
+    ItemValue,
     LifecycleChange,
     MoveTask,
     PublishedMessage,
@@ -35,11 +45,14 @@ from ._types import (
 
 if TYPE_CHECKING:
     from ._botocore import BotocoreSqs, open_sqs
+    from ._dynamodb import BotocoreDynamoDb, open_dynamodb
     from ._s3 import BotocoreS3, open_s3
     from ._sns import BotocoreSns, open_sns
     from ._sqs_json import FastSqs
 
 _LAZY = {
+    "BotocoreDynamoDb": "_dynamodb",
+    "open_dynamodb": "_dynamodb",
     "BotocoreSqs": "_botocore",
     "open_sqs": "_botocore",
     "BotocoreS3": "_s3",
@@ -61,12 +74,16 @@ __all__ = [
     "TRANSPORTS",
     "AwsTransport",
     "BatchResult",
+    "BotocoreDynamoDb",
     "BotocoreS3",
     "BotocoreSns",
     "BotocoreSqs",
     "ConnectionSettings",
     "EntryFailure",
     "FastSqs",
+    "Item",
+    "ItemValue",
+    "KeyValueTable",
     "LifecycleChange",
     "MoveTask",
     "ObjectStore",
@@ -77,6 +94,7 @@ __all__ = [
     "ReceivedMessage",
     "RedactingFilter",
     "RetryPolicy",
+    "RetryingKeyValueTable",
     "RetryingObjectStore",
     "RetryingSns",
     "RetryingSqs",
@@ -86,6 +104,7 @@ __all__ = [
     "SqsControlPlane",
     "SqsDataPlane",
     "StoredObject",
+    "TableTransport",
     "Transport",
     "TransportName",
     "VisibilityEntry",
@@ -97,6 +116,7 @@ __all__ = [
     "map_aws_errors",
     "md5_of_attributes",
     "md5_of_body",
+    "open_dynamodb",
     "open_s3",
     "open_sns",
     "open_sqs",

@@ -131,6 +131,27 @@ class SnsPlane(Protocol):
     async def set_subscription_attribute(self, subscription_arn: str, name: str, value: str) -> None: ...
 
 
+class KeyValueTable(Protocol):
+    """The DynamoDB calls a record store needs (idempotency records); items are plain values.
+
+    Conditional writes answer ``False`` when their condition does not hold (another writer got there first).
+    """
+
+    async def ensure_table(self, table: str, key: str, ttl_attribute: str | None) -> bool:
+        """Create the table unless it exists (idempotent), wait until active; True when it was created."""
+        ...
+
+    async def put_item(
+        self, table: str, item: wire.Item, *, condition: str | None = None, values: wire.Item | None = None
+    ) -> bool: ...
+
+    async def delete_item(
+        self, table: str, key: wire.Item, *, condition: str | None = None, values: wire.Item | None = None
+    ) -> bool: ...
+
+    async def get_item(self, table: str, key: wire.Item) -> dict[str, wire.ItemValue] | None: ...
+
+
 @runtime_checkable
 class Transport(Protocol):
     """Opens the planes an App talks through, each for as long as the app is open.
@@ -154,4 +175,12 @@ class Transport(Protocol):
 
     def open_s3(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[ObjectStore]:
         """The S3 plane of offloaded payloads."""
+        ...
+
+
+class TableTransport(Protocol):
+    """A transport that also opens DynamoDB (the AWS transports do; it is optional for others)."""
+
+    def open_dynamodb(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[KeyValueTable]:
+        """The DynamoDB plane of record stores."""
         ...

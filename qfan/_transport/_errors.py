@@ -99,6 +99,7 @@ _CODE_CLASSES: dict[str, type[AwsError]] = {
             "RequestLimitExceeded",
             "SlowDown",
             "KmsThrottled",
+            "ProvisionedThroughputExceededException",
         ),
         Throttled,
     ),

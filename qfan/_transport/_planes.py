@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .._exceptions import ConfigError
-from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
+from ._base import KeyValueTable, ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
 from ._settings import ConnectionSettings
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ async def open_s3_plane(settings: ConnectionSettings, transport: TransportName) 
 class AwsTransport:
     """The AWS transports: the per-message calls (SQS send/receive/delete/visibility, SNS ``PublishBatch``,
     S3 put/get/delete of payloads) on the lean planes (``"fast"``) or on aiobotocore (``"botocore"``);
-    management calls (queues, topics, subscriptions, buckets) on aiobotocore either way.
+    management calls (queues, topics, subscriptions, buckets) and DynamoDB on aiobotocore either way.
 
     Args:
         name: ``"fast"`` or ``"botocore"``; ``None`` reads ``QFAN_TRANSPORT``, else ``"fast"``.
@@ -150,6 +150,11 @@ class AwsTransport:
 
     def open_s3(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[ObjectStore]:
         return open_s3_plane(settings, self.name)  # type: ignore[arg-type]
+
+    def open_dynamodb(self, settings: ConnectionSettings) -> AbstractAsyncContextManager[KeyValueTable]:
+        from ._dynamodb import open_dynamodb
+
+        return open_dynamodb(settings)
 
     def __repr__(self) -> str:
         return f"<AwsTransport {self.name!r}>"

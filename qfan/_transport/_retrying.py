@@ -15,7 +15,7 @@ from typing import TypeVar, Unpack
 
 from .._exceptions import QfanError
 from . import _types as wire
-from ._base import ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
+from ._base import KeyValueTable, ObjectStore, SnsPlane, SqsControlPlane, SqsDataPlane
 from ._retry import RetryPolicy
 
 T = TypeVar("T")
@@ -181,3 +181,35 @@ class RetryingObjectStore:
 
     async def update_lifecycle_rules(self, bucket: str, change: wire.LifecycleChange) -> None:
         await self.retry.call(partial(self.plane.update_lifecycle_rules, bucket, change))
+
+
+class RetryingKeyValueTable:
+    """The DynamoDB plane, every call retried by ``retry``.
+
+    A conditional write whose answer was lost and that is then retried may find its own write in the way
+    (answering ``False``); record stores read the item back to tell that from another writer's.
+    """
+
+    def __init__(self, table: KeyValueTable, retry: RetryPolicy) -> None:
+        self.plane = table
+        self.retry = retry
+
+    async def ensure_table(self, table: str, key: str, ttl_attribute: str | None) -> bool:
+        return await self.retry.call(partial(self.plane.ensure_table, table, key, ttl_attribute))
+
+    async def put_item(
+        self, table: str, item: wire.Item, *, condition: str | None = None, values: wire.Item | None = None
+    ) -> bool:
+        return await self.retry.call(
+            partial(self.plane.put_item, table, item, condition=condition, values=values)
+        )
+
+    async def delete_item(
+        self, table: str, key: wire.Item, *, condition: str | None = None, values: wire.Item | None = None
+    ) -> bool:
+        return await self.retry.call(
+            partial(self.plane.delete_item, table, key, condition=condition, values=values)
+        )
+
+    async def get_item(self, table: str, key: wire.Item) -> dict[str, wire.ItemValue] | None:
+        return await self.retry.call(partial(self.plane.get_item, table, key))

@@ -10,7 +10,7 @@ from typing import Literal
 from .._exceptions import ConfigError
 from ._redact import REDACTED, register_secret
 
-Service = Literal["sqs", "sns", "s3"]
+Service = Literal["sqs", "sns", "s3", "dynamodb"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _SECRET_FIELDS = frozenset({"secret_access_key", "session_token"})

@@ -147,6 +147,12 @@ class ReceivedMessage(
     md5_of_attributes: str | None = None
 
 
+ItemValue = str | int | float | bytes
+"""A DynamoDB attribute value as it crosses the seam (the plane converts to and from DynamoDB's types)."""
+Item = Mapping[str, ItemValue]
+"""A DynamoDB item (or key): attribute name -> value."""
+
+
 class PutOptions(TypedDict, total=False):
     """PutObject's options: ``content_type``, and ``encryption`` (the ``ServerSideEncryption`` and
     ``SSEKMSKeyId`` parameters)."""

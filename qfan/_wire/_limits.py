@@ -10,3 +10,7 @@ from __future__ import annotations
 #: ``ChangeMessageVisibility`` and a queue's ``VisibilityTimeout`` alike. It also caps backoff delays, which
 #: qfan applies through the visibility timeout.
 MAX_VISIBILITY = 43_200
+
+#: The longest ``DelaySeconds`` SQS accepts, per message or per queue (15 minutes); longer delays travel in
+#: hops of at most this (see ``qfan._pipeline._delays``).
+MAX_DELAY = 900

@@ -161,6 +161,7 @@ class WorkerEngine:
         configured = min(self.longest_poll, configured)
         gated = scheduler.mode == "strict" and level.index < len(self._levels) - 1
         while True:
+            await self.worker.admit()  # flow control: an open circuit breaker stops receiving
             # Strict mode: not while a higher level has work. Priority levels: extra receivers only while
             # the level is busy, so an empty level costs one long poll per receive_wait.
             while not scheduler.may_receive(level.index) or (

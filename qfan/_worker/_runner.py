@@ -55,7 +55,7 @@ class HandlerRunner:
         self.stats = worker.stats
         self.executor = executor
         self._hooks = hooks
-        self._middleware = around(hooks, middleware)
+        self._middleware = (*around(hooks, middleware), *worker.middleware)  # the worker's own innermost
         self._policies = {
             name: SettlePolicy(worker.backoff, worker.attempts_limit, queue.dead_letter is not None)
             for name, queue in queues.items()

@@ -7,6 +7,9 @@ the handler acked it itself               :class:`Settled` (nothing more to do)
 returned, or raised ``qfan.Ack``          :class:`Delete`
 raised ``qfan.Reject(reason)``            :class:`DeadLetter` ``rejected: <reason>``
 raised ``qfan.Retry(delay)``              :class:`RetryAfter` ``delay`` (the backoff's when ``None``)
+raised ``qfan.CircuitOpen`` (a ``Retry``:  :class:`RetryAfter` the breaker's remaining cooldown, never
+the worker's breaker was open, or this     dead-lettered, even past the attempt limit: the failure was
+failure tripped it)                        the breaker's, not the message's
 poison: its body cannot be had            :class:`DeadLetter` ``poison message: <error>`` at once, unless
                                           the error is transient (an S3 payload S3 failed to deliver):
                                           then it counts as a failed attempt

@@ -7,16 +7,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import ConfigError
+from .._pipeline._connection import Connection
+from .._pipeline._hooks import CallNext
 from .._pipeline._message import Message
 from .._resources._priority import PriorityQueue
 from .._resources._queue import Queue
 from .._wire._limits import MAX_VISIBILITY
 from ._backoff import Backoff
+from ._flow import CircuitBreaker, RateLimit
 from ._handler import Handler
+from ._idempotency import Idempotency
 from ._scheduler import check_reserved
 
 Middleware = Callable[[Message[Any], Callable[[], Awaitable[None]]], Awaitable[None]]
 """``async def middleware(message, call_next)``: runs around every single-message handler call."""
+
+Wrapper = Callable[[Message[Any], CallNext], Awaitable[Any]]
+"""A worker's own middleware (flow control, idempotency, a responder's answering); returns the result."""
 
 
 @dataclass
@@ -86,6 +93,11 @@ class Worker:
         max_extension: how long the heartbeat may keep one message invisible (<= 12 h).
         batch_size: for batch handlers: messages per call (1-10).
         receive_wait: long-poll seconds per receive (default: the queue's receive wait, else 20).
+        rate: paces handler starts (may be shared with other workers).
+        breaker: stops the worker while its handlers keep failing (may be shared).
+        idempotency: handles each message key once.
+        around: middleware of the worker's own kind, outermost (a responder's answering).
+        connect: the app's open connection (for idempotency stores).
         stats: counters.
     """
 
@@ -100,6 +112,11 @@ class Worker:
     max_extension: int = MAX_VISIBILITY
     batch_size: int | None = None
     receive_wait: int | None = None
+    rate: RateLimit | None = None
+    breaker: CircuitBreaker | None = None
+    idempotency: Idempotency | None = None
+    around: tuple[Wrapper, ...] = ()
+    connect: Callable[[], Connection] | None = None
     stats: WorkerStats = field(default_factory=WorkerStats)
 
     def __post_init__(self) -> None:
@@ -122,6 +139,10 @@ class Worker:
             check_reserved(self.concurrency, len(levels.queues), dict(levels.reserved))
         except ConfigError as exc:
             raise ConfigError(f"worker {self.name}: {exc}") from None
+        if self.batch_size is not None and (self.rate or self.breaker or self.idempotency):
+            raise ConfigError(f"worker {self.name}: rate, breaker and idempotency need a one-message handler")
+        if self.idempotency is not None and self.connect is None:
+            raise ConfigError(f"worker {self.name}: idempotency needs the app's connection")
         if self.handler.batch != (self.batch_size is not None):
             raise ConfigError(
                 f"worker {self.name}: a handler taking list[qfan.Message[T]] needs batch_size=, "
@@ -136,3 +157,16 @@ class Worker:
         if self.queue.dead_letter is not None:
             return self.queue.options.max_receives
         return None
+
+    @property
+    def middleware(self) -> tuple[Wrapper, ...]:
+        """The worker's own middleware, outermost first: ``around``, rate, breaker, idempotency."""
+        chain = [*self.around, self.rate, self.breaker]
+        if self.idempotency is not None and self.connect is not None:
+            chain.append(self.idempotency.middleware(self.name, self.connect))
+        return tuple(wrapper for wrapper in chain if wrapper is not None)
+
+    async def admit(self) -> None:
+        """Return when the worker may receive: not while its circuit breaker is open."""
+        if self.breaker is not None:
+            await self.breaker.wait_closed()
