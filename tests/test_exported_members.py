@@ -11,6 +11,7 @@ EXPECTED = {
     "Topic",
     "TopicInfo",
     "PipelineHooks",
+    "Telemetry",
     "PlanItem",
     "PriorityQueue",
     "ResourceConflict",

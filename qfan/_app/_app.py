@@ -134,6 +134,7 @@ class App(TopologyRegistry, WorkerRegistry):
         self._workers: dict[str, Worker] = {}
         self._middleware: list[Middleware] = []
         self._hooks = HookSet(hooks)
+        self._engines = []
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._stop: anyio.Event | None = None
@@ -170,6 +171,7 @@ class App(TopologyRegistry, WorkerRegistry):
         # offloading queue first needs them (so registration order and time do not matter).
         stack = AsyncExitStack()
         try:
+            self._add_telemetry()
             self._connection = await Connection.open(
                 self._transport, self.settings, self.retry, self.linger, stack, self._hooks
             )

@@ -24,6 +24,7 @@ from .._rpc import (
     RpcStats,
     sweep_reply_queues,
 )
+from .._telemetry import Telemetry, metrics_installed, poll_backlog, tracing_installed
 from .._wire._limits import MAX_VISIBILITY
 from .._worker._backoff import Backoff
 from .._worker._engine import WorkerEngine
@@ -53,6 +54,7 @@ class WorkerRegistry:
     _reply_sender: ReplySender
     _services: anyio.abc.TaskGroup | None
     _connection: Connection | None
+    _engines: list[WorkerEngine]
 
     def _connect(self) -> Connection:
         raise NotImplementedError  # the App's
@@ -228,6 +230,14 @@ class WorkerRegistry:
         """Delete reply queues idle for ``idle_seconds`` (left by crashed processes); returns their URLs."""
         return await sweep_reply_queues(self._connect(), idle_seconds, keep=self._replies.url)
 
+    def _add_telemetry(self) -> None:
+        """Register :class:`~qfan.Telemetry` when an OpenTelemetry SDK is installed and none is registered
+        (checked when the app opens; without an SDK no hook is added, so the pipelines skip them)."""
+        if any(isinstance(h, Telemetry) for h in self._hooks):
+            return
+        if tracing_installed() or metrics_installed():
+            self._hooks.add(Telemetry())
+
     def add_hooks(self, hooks: PipelineHooks) -> PipelineHooks:
         """Register pipeline hooks (see :class:`PipelineHooks`); returns them."""
         self._hooks.add(hooks)
@@ -291,14 +301,31 @@ class WorkerRegistry:
                 async with anyio.create_task_group() as tg:
                     if stats_interval:
                         tg.start_soon(self._log_stats, selected, stats_interval, stop)
-                    for worker in selected:
-                        engine = WorkerEngine(worker, self._middleware, self._hooks)
+                    self._engines = [WorkerEngine(w, self._middleware, self._hooks) for w in selected]
+                    for engine in self._engines:
                         tg.start_soon(engine.run, stop, drain_timeout)
+                    telemetry = next((h for h in self._hooks if isinstance(h, Telemetry)), None)
+                    if telemetry is not None:
+                        telemetry.watch(selected)
+                        if telemetry.backlog_interval:
+                            backlog = poll_backlog(
+                                (q for w in selected for q in w.queue.consumed_levels().queues.values()),
+                                telemetry.backlog_interval,
+                                telemetry.instruments.backlog,
+                            )
+                            tg.start_soon(_until, stop, backlog)
             finally:
+                self._engines = []
                 self._stop = None  # the next run() starts afresh
                 with anyio.CancelScope(shield=True):
                     for hook in self._shutdown:
                         await hook()
+
+    @property
+    def ready(self) -> bool:
+        """True while :meth:`run` runs and every worker it runs has its queues declared (or resolved) and
+        its first receive succeeded (what ``qfan run --metrics-port``'s ``/readyz`` answers)."""
+        return bool(self._engines) and all(engine.ready for engine in self._engines) and not self.stopping
 
     @property
     def stopping(self) -> bool:
@@ -321,3 +348,16 @@ class WorkerRegistry:
                 await stop.wait()
             for worker in workers:
                 logger.info("worker %s: %s", worker.name, worker.stats.summary())
+
+
+async def _until(stop: anyio.Event, work: Awaitable[None]) -> None:
+    """Run ``work`` until ``stop`` is set."""
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            await work
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(run)
+        await stop.wait()
+        tg.cancel_scope.cancel()

@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import anyio
@@ -22,6 +22,7 @@ from .._emulators import running_in_process
 from .._exceptions import AwsError, ConfigError, QfanError
 from .._pipeline._offload import Offload
 from .._resources._redrive import move_messages
+from .._telemetry import MetricsServer, Telemetry, install_prometheus
 from .._transport import install_redaction, register_secret
 
 _json = msgspec.json.Encoder()
@@ -192,8 +193,20 @@ def _configure_logging(level: str, *, wire: bool) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.metrics_port is not None:
+        install_prometheus()  # before the app opens: it registers telemetry when it finds the provider
     app = _load_app(args.app)
     _configure_logging(args.log_level, wire=args.log_wire)
+    if args.backlog_interval != 60.0:
+        app.add_hooks(Telemetry(backlog_interval=args.backlog_interval))
+    with ExitStack() as stack:
+        if args.metrics_port is not None:
+            server = stack.enter_context(MetricsServer(args.metrics_port, lambda: app.ready))
+            logging.getLogger("qfan").info("metrics on http://0.0.0.0:%d/metrics", server.port)
+        return await _run_app(app, args)
+
+
+async def _run_app(app: App, args: argparse.Namespace) -> int:
     async with anyio.create_task_group() as tg:
 
         async def on_signals() -> None:

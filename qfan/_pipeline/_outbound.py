@@ -121,7 +121,7 @@ class Outbound:
     ) -> Outgoing:
         """Encode and check one message (size left to :meth:`fit` when it may be offloaded)."""
         if self._hooks:
-            attributes = self._hooks.before_send(self.destination.name, dict(attributes or {}))
+            attributes = self._hooks.before_send(self.destination, dict(attributes or {}))
         entry = prepare(
             self._encoder,
             self.destination,
@@ -196,5 +196,5 @@ class Outbound:
         results = await self._send_batch(batch)
         if self._hooks:
             for result in results:
-                self._hooks.after_send(self.destination.name, result)
+                self._hooks.after_send(self.destination, result)
         return results

@@ -46,6 +46,7 @@ class Destination:
         content_based_dedup: a FIFO destination that derives dedup ids from bodies.
         max_size: the size limit of one message (body + attributes).
         delay_allowed: per-message delays (standard SQS queues only).
+        system: ``aws_sqs`` for a queue, ``aws_sns`` for a topic (OpenTelemetry's ``messaging.system``).
     """
 
     name: str
@@ -53,6 +54,7 @@ class Destination:
     content_based_dedup: bool
     max_size: int
     delay_allowed: bool = True
+    system: str = "aws_sqs"
 
 
 def prepare(

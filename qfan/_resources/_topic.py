@@ -90,7 +90,12 @@ class _Declared:
         content_based_dedup = info.attributes.get("ContentBasedDeduplication", "").lower() == "true"
         self.outbound = Outbound(
             Destination(
-                topic.name, topic.fifo, content_based_dedup, SNS_MAX_MESSAGE_SIZE, delay_allowed=False
+                topic.name,
+                topic.fifo,
+                content_based_dedup,
+                SNS_MAX_MESSAGE_SIZE,
+                delay_allowed=False,
+                system="aws_sns",
             ),
             topic.encoder,
             payloads,

@@ -117,6 +117,11 @@ class WorkerEngine:
         self._heard: set[int] = set()  # levels whose first receive came back; all of them: _all_heard
         self._all_heard = anyio.Event()
 
+    @property
+    def ready(self) -> bool:
+        """Every queue of the worker is declared (or resolved) and its first receive succeeded."""
+        return self._all_heard.is_set()
+
     async def run(self, stop: anyio.Event, drain_timeout: float) -> None:
         """Process messages until ``stop`` is set, then drain (see the module docstring)."""
         infos = [await level.queue.declare() for level in self._levels]
