@@ -108,10 +108,13 @@ async def test_queue_send_to_worker_is_one_trace(
     receive = otel.finished(f"receive {queue.name}")[0]
     assert in_trace([create, process, receive], trace_id)
     assert parent_id(create) == root.get_span_context().span_id
-    assert create.kind is SpanKind.PRODUCER and process.kind is SpanKind.CONSUMER
-    assert create.context is not None and parent_id(process) == create.context.span_id
+    assert create.kind is SpanKind.PRODUCER
+    assert process.kind is SpanKind.CONSUMER
+    assert create.context is not None
+    assert parent_id(process) == create.context.span_id
     assert any(link.context.span_id == create.context.span_id for link in receive.links)
-    assert process.context is not None and seen == [process.context.span_id]  # the handler runs in it
+    assert process.context is not None
+    assert seen == [process.context.span_id]
     assert process.attributes is not None
     assert process.attributes["messaging.system"] == "aws_sqs"
     assert process.attributes["messaging.operation.type"] == "process"
@@ -151,7 +154,8 @@ async def test_topic_fanout_raw_and_envelope_both_continue_the_trace(
             await topic.publish("a.jpg")
         await run_until(app, lambda: len([s for s in otel.finished() if s.name.startswith("process")]) == 2)
     create = otel.one(f"create {topic.name}")
-    assert create.attributes is not None and create.attributes["messaging.system"] == "aws_sns"
+    assert create.attributes is not None
+    assert create.attributes["messaging.system"] == "aws_sns"
     assert create.attributes["messaging.operation.name"] == "publish"
     processes = [otel.one(f"process {raw.name}"), otel.one(f"process {enveloped.name}")]
     assert in_trace([create, *processes], root.get_span_context().trace_id)
@@ -181,12 +185,14 @@ async def test_request_reply_continues_the_trace(
     [create_reply] = [s for s in otel.finished() if s.name.startswith("create qfan-reply-")]
     [receive_reply] = [s for s in otel.finished() if s.name.startswith("receive qfan-reply-")]
     assert in_trace([create_request, process, create_reply, receive_reply], root.get_span_context().trace_id)
-    assert create_request.context is not None and process.context is not None
+    assert create_request.context is not None
+    assert process.context is not None
     assert create_reply.context is not None
     assert parent_id(process) == create_request.context.span_id
     assert parent_id(create_reply) == process.context.span_id  # the reply is sent from the handler's span
     assert parent_id(receive_reply) == create_reply.context.span_id  # and the requester continues it
-    assert process.attributes is not None and "messaging.message.conversation_id" in process.attributes
+    assert process.attributes is not None
+    assert "messaging.message.conversation_id" in process.attributes
 
 
 async def test_handler_exception_is_recorded_and_settles_are_events(
@@ -219,10 +225,13 @@ async def test_handler_exception_is_recorded_and_settles_are_events(
     failed, succeeded, rejected = otel.finished(f"process {queue.name}")
     assert failed.status.status_code is StatusCode.ERROR
     [exception] = [e for e in failed.events if e.name == "exception"]
-    assert exception.attributes is not None and exception.attributes["exception.type"] == "ValueError"
-    assert failed.attributes is not None and failed.attributes["error.type"] == "ValueError"
+    assert exception.attributes is not None
+    assert exception.attributes["exception.type"] == "ValueError"
+    assert failed.attributes is not None
+    assert failed.attributes["error.type"] == "ValueError"
     settle = next(e for e in failed.events if e.name == "qfan.settle")
-    assert settle.attributes is not None and settle.attributes["qfan.outcome"] == "retried"
+    assert settle.attributes is not None
+    assert settle.attributes["qfan.outcome"] == "retried"
     assert succeeded.status.status_code is StatusCode.UNSET
     settle = next(e for e in rejected.events if e.name == "qfan.settle")
     assert settle.attributes is not None
@@ -268,7 +277,8 @@ async def test_garbage_trace_context_is_processed_once_in_its_own_span(
         assert span.parent is None  # a trace of its own
         settle = next(e for e in span.events if e.name == "qfan.settle")
         assert settle.attributes == {"qfan.outcome": "acked"}
-    assert processes[0].context is not None and processes[1].context is not None
+    assert processes[0].context is not None
+    assert processes[1].context is not None
     assert processes[0].context.trace_id != processes[1].context.trace_id
 
 
@@ -292,7 +302,8 @@ async def test_aws_trace_header_is_read(
         )
         await run_until(app, lambda: handled == ["traced by x-ray"])
     process = otel.one(f"process {queue.name}")
-    assert process.context is not None and process.parent is not None
+    assert process.context is not None
+    assert process.parent is not None
     assert process.context.trace_id == 0x5759E988BD862E3FE1BE46A994272793
     assert process.parent.span_id == 0x53995C3F42CD8AD8
 
