@@ -49,7 +49,7 @@ class Sampler:
         try:
             attributes = await queue.attributes()
         except QfanError as exc:
-            return {"queue": name, "error": str(exc)}
+            return {"queue": name, "error": f"{type(exc).__name__}: {exc}"}
         visible = int(attributes.get("ApproximateNumberOfMessages", 0))
         row: dict[str, Any] = {
             "queue": name,

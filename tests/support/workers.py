@@ -12,7 +12,13 @@ ROOT = Path(__file__).parent.parent.parent
 
 
 def start_recording_worker(
-    endpoint_url: str, queue: str, out: Path, *, sleep: float, drain_timeout: float = 20
+    endpoint_url: str,
+    queue: str,
+    out: Path,
+    *,
+    sleep: float,
+    drain_timeout: float = 20,
+    extra: list[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``qfan run tests.apps.recording_worker:app`` on this tree, appending handled ids to ``out``.
 
@@ -27,7 +33,7 @@ def start_recording_worker(
         "QFAN_TEST_SLEEP": str(sleep),
     }
     command = [sys.executable, "-m", "qfan", "run", "tests.apps.recording_worker:app"]
-    command += ["--drain-timeout", str(drain_timeout)]
+    command += ["--drain-timeout", str(drain_timeout), *(extra or [])]
     with out.with_suffix(".log").open("ab") as log:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
