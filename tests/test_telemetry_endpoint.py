@@ -2,8 +2,11 @@
 ``qfan top --once --json`` against the emulator."""
 
 import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,3 +147,19 @@ def test_top_without_queues_says_so() -> None:
     result = qfan_cli("top", "--once")
     assert result.returncode == 2
     assert "no queues" in result.stderr
+
+
+def test_tracing_example_prints_one_trace_through_the_fanout() -> None:
+    """The example installs a global SDK provider (its own process) and calls nothing of qfan's to trace."""
+    example = Path(__file__).parent.parent / "examples" / "tracing.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OTEL_"))}
+    result = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    tree = result.stdout[result.stdout.index("trace ") :].splitlines()
+    assert len([line for line in tree if line.startswith("trace ")]) == 1  # one trace, nothing else
+    depth = {line.strip().split("  [")[0]: len(line) - len(line.lstrip()) for line in tree[1:]}
+    assert depth["checkout"] < depth["create orders"] < depth["process billing"] < depth["charge card"]
+    assert depth["process billing"] == depth["process shipping"] == depth["receive shipping"]
+    assert "exported: process shipping (consumer)" in result.stdout  # the SDK's console exporter
