@@ -193,6 +193,7 @@ async def test_request_reply_continues_the_trace(
     assert parent_id(receive_reply) == create_reply.context.span_id  # and the requester continues it
     assert process.attributes is not None
     assert "messaging.message.conversation_id" in process.attributes
+    assert otel.counts("qfan.request.duration", **{"messaging.destination.name": name}) == 1
 
 
 async def test_handler_exception_is_recorded_and_settles_are_events(

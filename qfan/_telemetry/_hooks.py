@@ -29,7 +29,7 @@ from .._exceptions import ConfigError, QfanError
 from .._pipeline._hooks import CallNext, PipelineHooks
 from .._pipeline._message import Message
 from .._pipeline._outgoing import Destination
-from .._rpc._protocol import CORRELATION_ID
+from .._rpc._protocol import CORRELATION_ID, RESPONSE_QUEUE_URL
 from .._wire._attributes import AttributeValue
 from .._worker._settle import Action, DeadLetter, Release, RetryAfter
 from ._detect import tracing_installed
@@ -101,6 +101,8 @@ class Telemetry(PipelineHooks):
     # -- sending --------------------------------------------------------------------------------------
 
     def before_send_to(self, destination: Destination, attributes: dict[str, AttributeValue]) -> None:
+        if RESPONSE_QUEUE_URL in attributes:  # a request: its reply's arrival measures the round trip
+            self.instruments.request_sent(attributes.get(CORRELATION_ID), destination.name)
         if not self._tracing:
             return
         span = self._tracer.start_span(
@@ -123,6 +125,9 @@ class Telemetry(PipelineHooks):
 
     def after_receive_batch(self, queue: str, messages: Sequence[Message[Any]]) -> None:
         self.instruments.received(queue, self._workers.get(queue, ""), messages)
+        for message in messages:
+            if CORRELATION_ID in message.attributes:  # a reply (or a request, which is never pending)
+                self.instruments.reply_received(message.attributes[CORRELATION_ID])
         if not self._tracing or not messages:
             return
         contexts = [extract(m.attributes, m.trace_header) for m in messages]

@@ -5,6 +5,7 @@ README's list): counters by queue or topic, worker and outcome, histograms, and 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,11 +14,14 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from .._exceptions import QfanError
 from .._pipeline._message import Message
+from .._wire._attributes import AttributeValue
 
 if TYPE_CHECKING:
     from .._worker._worker import Worker
 
 DESTINATION = "messaging.destination.name"
+_FORGET_REQUESTS = 3600.0
+_MAX_PENDING = 100_000
 BACKLOG_STATES = {
     "visible": "ApproximateNumberOfMessages",
     "not_visible": "ApproximateNumberOfMessagesNotVisible",
@@ -57,6 +61,10 @@ class Instruments:
         self._age = meter.create_histogram(
             "qfan.message.age", "s", "Time from SentTimestamp to the start of processing"
         )
+        self._round_trip = meter.create_histogram(
+            "qfan.request.duration", "s", "Request/response round trip: request sent to reply received"
+        )
+        self._pending: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._backlog: dict[str, dict[str, int]] = {}
         self._workers: list[Worker] = []
         self._running: dict[str, int] = {}
@@ -106,6 +114,22 @@ class Instruments:
         offloaded = sum(len(m.raw_body.encode()) for m in messages if m.payload is not None)
         if offloaded:
             self._offloaded.add(offloaded, labels)
+
+    def request_sent(self, correlation_id: AttributeValue | None, queue: str) -> None:
+        if not isinstance(correlation_id, str):
+            return
+        now = time.monotonic()
+        self._pending[correlation_id] = (now, queue)
+        while self._pending:  # requests never answered are forgotten after _FORGET_REQUESTS seconds
+            oldest, _ = next(iter(self._pending.values()))
+            if now - oldest < _FORGET_REQUESTS and len(self._pending) <= _MAX_PENDING:
+                break
+            self._pending.popitem(last=False)
+
+    def reply_received(self, correlation_id: AttributeValue) -> None:
+        pending = self._pending.pop(correlation_id, None) if isinstance(correlation_id, str) else None
+        if pending is not None:
+            self._round_trip.record(time.monotonic() - pending[0], {DESTINATION: pending[1]})
 
     def started(self, message: Message[Any]) -> None:
         self._running[message.queue] = self._running.get(message.queue, 0) + 1
