@@ -8,6 +8,7 @@ globally (what applications do) is covered by the ``qfan run --metrics-port`` te
 their own processes.
 """
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ import qfan
 
 from .helpers import AppFactory
 from .support.aws import raw_client
+from .support.proxy import Proxy
 from .test_workers import run_until
 
 FAST = qfan.Backoff(initial=0, maximum=1, jitter=0)
@@ -339,3 +341,57 @@ async def test_no_sdk_means_no_hooks(make_app: AppFactory) -> None:
     app = make_app()
     async with app:
         assert not app.connection.hooks  # the pipelines skip hooks entirely
+
+
+async def test_aws_trace_header_propagation_spends_no_attribute_slot(
+    make_app: AppFactory, unique_name: Callable[..., str], endpoint_url: str, proxy: Proxy, otel: Otel
+) -> None:
+    """``propagation="aws"``: the context goes as SQS's AWSTraceHeader system attribute, read back on receive
+    and kept by the dead-letter copy. (moto and MiniStack keep the system attribute of SendMessage but drop
+    it from SendMessageBatch entries, which AWS keeps: what qfan sends is checked on the wire.)"""
+    app = make_app(endpoint_url=proxy.endpoint_url, hooks=[otel.telemetry(propagation="aws")])
+    dead = app.queue(unique_name("dlq"), str)
+    queue = app.queue(unique_name(), str, dead_letter=dead, max_receives=5)
+    seen: list[str] = []
+
+    @app.worker(queue, name="rejecting")
+    async def handle(body: str) -> None:
+        seen.append(body)
+        raise qfan.Reject("to the dead-letter queue")
+
+    nine = {f"a{i}": str(i) for i in range(9)}  # every slot a sender may use
+    header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    tracer = otel.tracer_provider.get_tracer("test")
+    async with app, raw_client("sqs", endpoint_url) as sqs:
+        proxy.clear()
+        with tracer.start_as_current_span("full attributes") as root:
+            await queue.send("order", attributes=nine)
+        [sent] = [e for call in proxy.calls("SendMessageBatch") for e in json.loads(call.body)["Entries"]]
+        assert set(sent["MessageAttributes"]) == {*nine, "content-type"}  # no traceparent: no slot spent
+        trace_id = f"{root.get_span_context().trace_id:032x}"
+        create = otel.one(f"create {queue.name}")
+        assert create.context is not None
+        assert sent["MessageSystemAttributes"] == {
+            "AWSTraceHeader": {
+                "DataType": "String",
+                "StringValue": f"Root=1-{trace_id[:8]}-{trace_id[8:]};"
+                f"Parent={create.context.span_id:016x};Sampled=1",
+            }
+        }
+        proxy.clear()
+        await sqs.send_message(  # a producer traced by X-Ray
+            QueueUrl=queue.info.url,
+            MessageBody="x-ray",
+            MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": header}},
+        )
+        await run_until(app, lambda: "x-ray" in seen and len(otel.finished(f"process {queue.name}")) == 2)
+    copies = [e for call in proxy.calls("SendMessageBatch") for e in json.loads(call.body)["Entries"]]
+    [copy] = [e for e in copies if e["MessageBody"] == "x-ray"]
+    assert copy["MessageSystemAttributes"]["AWSTraceHeader"]["StringValue"] == header  # the DLQ copy keeps it
+    [x_ray] = [
+        s
+        for s in otel.finished(f"process {queue.name}")
+        if s.context and s.parent and s.parent.span_id == 0x53995C3F42CD8AD8
+    ]
+    assert x_ray.context is not None
+    assert x_ray.context.trace_id == 0x5759E988BD862E3FE1BE46A994272793

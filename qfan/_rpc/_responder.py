@@ -148,7 +148,10 @@ class ReplySender:
             extra = {CORRELATION_ID: correlation_id, ERROR_TYPE: type(error).__name__}
             entry = await self._prepare(destination, text, extra, None, conn)
         assert entry is not None
-        sent, errors = await conn.sqs.send_batch(url, [SendEntry("0", entry.body, entry.attributes)])
+        sent, errors = await conn.sqs.send_batch(
+            url,
+            [SendEntry("0", entry.body, entry.attributes, system_attributes=entry.system_attributes or {})],
+        )
         if errors:
             raise errors["0"]
         verified = verify_sent(sent[0], entry, fifo=False)

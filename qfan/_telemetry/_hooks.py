@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -30,11 +30,11 @@ from .._pipeline._hooks import CallNext, PipelineHooks
 from .._pipeline._message import Message
 from .._pipeline._outgoing import Destination
 from .._rpc._protocol import CORRELATION_ID, RESPONSE_QUEUE_URL
-from .._wire._attributes import AttributeValue
+from .._wire._attributes import TRACE_HEADER, AttributeValue
 from .._worker._settle import Action, DeadLetter, Release, RetryAfter
 from ._detect import tracing_installed
 from ._metrics import Instruments
-from ._propagation import extract, inject
+from ._propagation import extract, format_trace_header, inject
 
 if TYPE_CHECKING:
     from .._worker._worker import Worker
@@ -71,6 +71,10 @@ class Telemetry(PipelineHooks):
     Args:
         backlog_interval: seconds between two reads of each consumed queue's backlog
             (``GetQueueAttributes``) while :meth:`qfan.App.run` runs; ``None`` turns the backlog gauges off.
+        propagation: how a message carries its trace context to a queue: ``"attributes"`` (default: W3C
+            ``traceparent``/``tracestate`` message attributes, through the globally configured propagator)
+            or ``"aws"`` (SQS's ``AWSTraceHeader`` system attribute in X-Ray's format, which spends none of
+            the 10 attribute slots). Topics always use attributes (SNS has no such system attribute).
         tracer_provider: where spans go (default: the global provider; without an SDK one, no spans).
         meter_provider: where metrics go (default: the global provider).
     """
@@ -78,12 +82,16 @@ class Telemetry(PipelineHooks):
     def __init__(
         self,
         *,
+        propagation: Literal["attributes", "aws"] = "attributes",
         backlog_interval: float | None = 60.0,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
         if backlog_interval is not None and backlog_interval <= 0:
             raise ConfigError(f"backlog_interval must be positive seconds or None, got {backlog_interval!r}")
+        if propagation not in ("attributes", "aws"):
+            raise ConfigError(f"propagation must be 'attributes' or 'aws', got {propagation!r}")
+        self.propagation = propagation
         self.backlog_interval = backlog_interval
         self._tracing = tracer_provider is not None or tracing_installed()
         self._tracer = trace.get_tracer("qfan", tracer_provider=tracer_provider)
@@ -115,7 +123,10 @@ class Telemetry(PipelineHooks):
                 DESTINATION: destination.name,
             },
         )
-        inject(attributes, trace.set_span_in_context(span))
+        if self.propagation == "aws" and destination.system == "aws_sqs":
+            attributes.setdefault(TRACE_HEADER, format_trace_header(span.get_span_context()))
+        else:
+            inject(attributes, trace.set_span_in_context(span))
         span.end()
 
     def after_send_to(self, destination: Destination, result: str | QfanError) -> None:

@@ -111,6 +111,8 @@ class BotocoreSqs:
                 item["MessageAttributes"] = wire_to_boto(entry.attributes)
             if entry.delay_seconds is not None:
                 item["DelaySeconds"] = entry.delay_seconds
+            if entry.system_attributes:
+                item["MessageSystemAttributes"] = wire_to_boto(entry.system_attributes)
             item.update(fifo_fields(entry.group_id, entry.dedup_id))
             request.append(item)
         with map_aws_errors("SendMessageBatch"):
