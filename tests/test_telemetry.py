@@ -328,9 +328,18 @@ async def test_offloaded_message_continues_the_trace(
         with tracer.start_as_current_span("scan") as root:
             await queue.send("x" * 300_000)
         await run_until(app, lambda: handled == [300_000])
-    process = otel.one(f"process {queue.name}")
-    assert in_trace([process], root.get_span_context().trace_id)
-    assert otel.counts("qfan.offload.received_bytes", **{"messaging.destination.name": queue.name}) == 300_000
+    process, create = otel.one(f"process {queue.name}"), otel.one(f"create {queue.name}")
+    put, get = otel.one("S3.PutObject"), otel.one("S3.GetObject")
+    assert in_trace([process, put, get], root.get_span_context().trace_id)
+    assert create.context is not None
+    assert [parent_id(s) for s in (put, get, process)] == [create.context.span_id] * 3
+    assert put.attributes is not None
+    assert put.attributes["aws.s3.bucket"] == policy.bucket
+    assert put.end_time is not None
+    assert put.start_time is not None
+    assert put.end_time > put.start_time
+    for operation in ("PutObject", "GetObject"):
+        assert otel.counts("qfan.offload.bytes", **{"rpc.method": operation}) == 300_000
 
 
 async def test_no_sdk_means_no_hooks(make_app: AppFactory) -> None:

@@ -8,6 +8,8 @@
 - ``after_receive_batch(queue, messages)``: once per receive call, after ``after_receive`` for each of its
   messages (a batch-level span links them); ``messages`` is empty for an empty receive.
 - ``around_handler(message, call_next)``: around every single-message handler a worker runs.
+- ``after_payload(call)``: after each S3 call that stores or fetches an offloaded body (a
+  :class:`PayloadCall`: operation, location, size, timing, error, and the message's attributes).
 - ``after_settle(message, action)``: after a worker decided what becomes of a message (a
   :mod:`~qfan._settle` action), before carrying it out.
 
@@ -22,10 +24,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import QfanError
+from .._transport import WireAttributes
 from .._wire._attributes import AttributeValue
+from .._wire._pointer import PayloadLocation
 
 if TYPE_CHECKING:
     from .._worker._settle import Action
@@ -33,6 +38,31 @@ if TYPE_CHECKING:
     from ._outgoing import Destination
 
 CallNext = Callable[[], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadCall:
+    """One S3 call for an offloaded body, as ``after_payload`` sees it.
+
+    Attributes:
+        operation: ``PutObject`` (sending) or ``GetObject`` (receiving).
+        destination: the queue or topic the message goes to or came from.
+        location: the object.
+        size: bytes stored or read (``None`` when the call failed).
+        attributes: the message's attributes as they travel (its trace context among them).
+        started: when the call started (``time.time_ns()``).
+        ended: when it ended.
+        error: what it failed with, if it did.
+    """
+
+    operation: str
+    destination: str
+    location: PayloadLocation
+    size: int | None
+    attributes: WireAttributes
+    started: int
+    ended: int
+    error: QfanError | None = None
 
 
 class PipelineHooks:
@@ -61,6 +91,9 @@ class PipelineHooks:
 
     def after_receive_batch(self, queue: str, messages: Sequence[Message[Any]]) -> None:
         """A receive from ``queue`` brought ``messages`` (maybe none), after their ``after_receive``."""
+
+    def after_payload(self, call: PayloadCall) -> None:
+        """An S3 call stored or fetched an offloaded body (or failed to)."""
 
     async def around_handler(self, message: Message[Any], call_next: CallNext) -> Any:
         """Runs the handler (``await call_next()``); override to wrap it."""
@@ -110,6 +143,10 @@ class HookSet:
             for message in messages:
                 _observe(hook.after_receive, message)
             _observe(hook.after_receive_batch, queue, messages)
+
+    def after_payload(self, call: PayloadCall) -> None:
+        for hook in self._hooks:
+            _observe(hook.after_payload, call)
 
     def after_settle(self, message: Message[Any], action: Action) -> None:
         for hook in self._hooks:

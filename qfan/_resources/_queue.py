@@ -109,6 +109,7 @@ class Queue(Handle[_Declared], Generic[T]):
             await connection.s3(),
             queue=self.name,
             max_message_size=info.max_message_size,
+            hooks=connection.hooks,
         )
         await payloads.declare(self._longest_life(info))
         return payloads

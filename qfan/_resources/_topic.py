@@ -139,7 +139,11 @@ class Topic(Handle[_Declared], Generic[T]):
         if self.offload is None:
             return None
         payloads = Payloads(
-            self.offload, await conn.s3(), queue=self.name, max_message_size=SNS_MAX_MESSAGE_SIZE
+            self.offload,
+            await conn.s3(),
+            queue=self.name,
+            max_message_size=SNS_MAX_MESSAGE_SIZE,
+            hooks=conn.hooks,
         )
         # Subscribed queues keep messages at most 14 days: payloads must outlive any of them.
         await payloads.declare(_MAX_RETENTION)

@@ -12,6 +12,8 @@ Spans (OpenTelemetry messaging conventions; ``messaging.system`` ``aws_sqs`` or 
   decision is an event on it (``qfan.settle``: outcome, reason, retry delay). Messages that never reach a
   single-message handler (poison, batch handlers) get a ``settle <queue>`` span (CLIENT, ``settle``) with
   the same event, as a child of their creation context.
+- ``S3.PutObject`` / ``S3.GetObject`` (CLIENT): each S3 call storing or fetching an offloaded body, a child
+  of the message's creation context (with its real start and end).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
 
 from .._exceptions import ConfigError, QfanError
-from .._pipeline._hooks import CallNext, PipelineHooks
+from .._pipeline._hooks import CallNext, PayloadCall, PipelineHooks
 from .._pipeline._message import Message
 from .._pipeline._outgoing import Destination
 from .._rpc._protocol import CORRELATION_ID, RESPONSE_QUEUE_URL
@@ -162,6 +164,32 @@ class Telemetry(PipelineHooks):
             },
         )
         span.end()
+
+    def after_payload(self, call: PayloadCall) -> None:
+        if call.size is not None and call.error is None:
+            self.instruments.offloaded(call.operation, call.destination, call.size)
+        if not self._tracing:
+            return
+        text = {k: v.string_value for k, v in call.attributes.items() if v.string_value is not None}
+        span = self._tracer.start_span(
+            f"S3.{call.operation}",
+            context=extract(text, None) or Context(),
+            kind=SpanKind.CLIENT,
+            start_time=call.started,
+            attributes={
+                "rpc.system": "aws-api",
+                "rpc.service": "S3",
+                "rpc.method": call.operation,
+                "aws.s3.bucket": call.location.bucket,
+                "aws.s3.key": call.location.key,
+                DESTINATION: call.destination,
+            },
+        )
+        if call.error is not None:
+            span.record_exception(call.error)
+            span.set_status(Status(StatusCode.ERROR, str(call.error)))
+            span.set_attribute(ERROR_TYPE, type(call.error).__name__)
+        span.end(end_time=call.ended)
 
     # -- handling -------------------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ class Instruments:
             explicit_bucket_boundaries_advisory=[1, 2, 3, 5, 8, 10],
         )
         self._offloaded = meter.create_counter(
-            "qfan.offload.received_bytes", "By", "Bytes of S3-offloaded bodies fetched on receive"
+            "qfan.offload.bytes", "By", "Bytes of offloaded bodies stored (PutObject) or fetched (GetObject)"
         )
         self._duration = meter.create_histogram(
             "qfan.handler.duration", "s", "Handler run time per message (single-message handlers)"
@@ -111,9 +111,9 @@ class Instruments:
             return
         self._received.add(len(messages), labels)
         self._batch.record(len(messages), labels)
-        offloaded = sum(len(m.raw_body.encode()) for m in messages if m.payload is not None)
-        if offloaded:
-            self._offloaded.add(offloaded, labels)
+
+    def offloaded(self, operation: str, destination: str, size: int) -> None:
+        self._offloaded.add(size, {DESTINATION: destination, "rpc.method": operation})
 
     def request_sent(self, correlation_id: AttributeValue | None, queue: str) -> None:
         if not isinstance(correlation_id, str):
