@@ -51,6 +51,8 @@ BATCH_COUNT = "messaging.batch.message_count"
 ERROR_TYPE = "error.type"
 OUTCOME = "qfan.outcome"
 WORKER = "qfan.worker"
+_REMEMBER = 4096  # received messages whose extracted trace context is kept for their process span
+_UNKNOWN: Any = object()
 
 
 def outcome_of(action: Action) -> str:
@@ -99,6 +101,7 @@ class Telemetry(PipelineHooks):
         self._tracer = trace.get_tracer("qfan", tracer_provider=tracer_provider)
         self.instruments = Instruments(meter_provider)
         self._open: dict[Message[Any], Span] = {}
+        self._contexts: dict[Message[Any], Context | None] = {}  # extracted on receive, used on process
         self._workers: dict[str, str] = {}  # queue name -> worker name
 
     def watch(self, workers: Iterable[Worker]) -> None:
@@ -144,6 +147,11 @@ class Telemetry(PipelineHooks):
         if not self._tracing or not messages:
             return
         contexts = [extract(m.attributes, m.trace_header) for m in messages]
+        remembered = self._contexts
+        for message, context in zip(messages, contexts, strict=True):  # for its process span, if a worker's
+            remembered[message] = context
+        while len(remembered) > _REMEMBER:  # messages received outside workers are never processed here
+            del remembered[next(iter(remembered))]
         links = [
             Link(trace.get_current_span(c).get_span_context(), {MESSAGE_ID: m.message_id})
             for m, c in zip(messages, contexts, strict=True)
@@ -244,7 +252,8 @@ class Telemetry(PipelineHooks):
         conversation = message.attributes.get(CORRELATION_ID)
         if isinstance(conversation, str):
             attributes[CONVERSATION_ID] = conversation
-        parent = extract(message.attributes, message.trace_header)
+        remembered = self._contexts.pop(message, _UNKNOWN)
+        parent = extract(message.attributes, message.trace_header) if remembered is _UNKNOWN else remembered
         return self._tracer.start_span(
             f"{operation} {message.queue}", context=parent or Context(), kind=kind, attributes=attributes
         )
