@@ -37,9 +37,9 @@ def sqs_batches(sqs: RetryingSqs, queue_url: str, fifo: bool) -> SendBatch:
 
     async def send(batch: Sequence[Outgoing]) -> list[str | QfanError]:
         entries = [
-            SendEntry(
-                str(i), e.body, e.attributes, e.delay, e.group_id, e.dedup_id, e.system_attributes or {}
-            )
+            SendEntry(str(i), e.body, e.attributes, e.delay, e.group_id, e.dedup_id)
+            if e.system_attributes is None
+            else SendEntry(str(i), e.body, e.attributes, e.delay, e.group_id, e.dedup_id, e.system_attributes)
             for i, e in enumerate(batch)
         ]
         sent, errors = await sqs.send_batch(queue_url, entries)

@@ -89,13 +89,15 @@ def prepare(
         if isinstance(delay, bool) or not 0 <= delay <= 900:
             raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
     body, content_type = encoder.encode(value)
-    system: WireAttributes | None = None
     if attributes and TRACE_HEADER in attributes and destination.system == "aws_sqs":
         attributes = dict(attributes)
         system = to_system(attributes.pop(TRACE_HEADER))
-    wire = to_wire(attributes, content_type)
-    size = len(body.encode()) + wire_size(wire) + (wire_size(system) if system else 0)
-    entry = Outgoing(body, wire, size, delay, group_id, dedup_id, system_attributes=system)
+        wire = to_wire(attributes, content_type)
+        size = len(body.encode()) + wire_size(wire) + wire_size(system or {})
+        entry = Outgoing(body, wire, size, delay, group_id, dedup_id, system_attributes=system)
+    else:
+        wire = to_wire(attributes, content_type)
+        entry = Outgoing(body, wire, len(body.encode()) + wire_size(wire), delay, group_id, dedup_id)
     if check_size:
         _check_size(entry, destination)
     return entry
