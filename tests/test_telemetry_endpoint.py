@@ -163,3 +163,31 @@ def test_tracing_example_prints_one_trace_through_the_fanout() -> None:
     assert depth["checkout"] < depth["create orders"] < depth["process billing"] < depth["charge card"]
     assert depth["process billing"] == depth["process shipping"] == depth["receive shipping"]
     assert "exported: process shipping (consumer)" in result.stdout  # the SDK's console exporter
+
+
+async def test_top_live_refreshes_until_interrupted(
+    make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str], tmp_path: Path
+) -> None:
+    app = make_app()
+    queue = app.queue(unique_name("live"), str)
+    async with app:
+        await queue.send_many(["a", "b", "c"])
+    where = ["--endpoint-url", endpoint_url, "--region", "us-east-1"]
+    out = tmp_path / "top.txt"
+    with out.open("wb") as sink:
+        top = subprocess.Popen(  # noqa: ASYNC220 - started once, waited for in a thread
+            [sys.executable, "-m", "qfan", "top", "--queue", queue.name, "--interval", "0.2", *where],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            with anyio.fail_after(60):
+                while out.read_text(errors="replace").count("qfan top ·") < 3:  # noqa: ASYNC110 - its output
+                    await anyio.sleep(0.1)
+        finally:
+            top.send_signal(signal.SIGINT)
+            code = await anyio.to_thread.run_sync(lambda: top.wait(timeout=30))
+    text = out.read_text()
+    assert code == 0, text
+    assert queue.name[:6] in text

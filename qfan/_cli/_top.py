@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -133,10 +134,17 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 async def _live(sampler: Sampler, interval: float) -> int:
+    """Refresh in place on a terminal; elsewhere (a pipe, a file) print one table per sample."""
+    from rich.console import Console
     from rich.live import Live
 
+    console = Console()
     quit_ = anyio.Event()
-    with Live(_table(await sampler.sample()), auto_refresh=False) as live, _keys() as keys:
+    first = _table(await sampler.sample())
+    view = (
+        Live(first, console=console, auto_refresh=False) if console.is_terminal else _Printer(console, first)
+    )
+    with _keys() as keys, view as live:
         async with anyio.create_task_group() as tg:
             if keys is not None:
 
@@ -148,12 +156,38 @@ async def _live(sampler: Sampler, interval: float) -> int:
                             return
 
                 tg.start_soon(watch_keys)
+
+            async def watch_signals() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        quit_.set()
+                        return
+
+            tg.start_soon(watch_signals)
             while not quit_.is_set():
                 with anyio.move_on_after(interval):
                     await quit_.wait()
-                live.update(_table(await sampler.sample()), refresh=True)
+                if not quit_.is_set():
+                    live.update(_table(await sampler.sample()), refresh=True)
             tg.cancel_scope.cancel()
     return 0
+
+
+class _Printer:
+    """``Live``'s interface for output that is not a terminal: every update printed after the last."""
+
+    def __init__(self, console: Any, first: Any) -> None:
+        self._console = console
+        console.print(first)
+
+    def __enter__(self) -> _Printer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def update(self, table: Any, refresh: bool = False) -> None:
+        self._console.print(table)
 
 
 @contextmanager
