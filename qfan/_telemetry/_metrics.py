@@ -89,7 +89,7 @@ class Instruments:
 
     def watch(self, worker: Worker) -> None:
         """Report this worker's holdings in the gauges."""
-        if worker not in self._workers:
+        if all(known is not worker for known in self._workers):
             self._workers.append(worker)
 
     def backlog(self, queue: str, attributes: dict[str, str]) -> None:
