@@ -45,7 +45,7 @@ from .._resources._queue import Queue
 from .._wire._codec import Decoder
 from ._executor import SettleExecutor
 from ._heartbeat import VisibilityHeartbeat
-from ._scheduler import Scheduler
+from ._scheduler import Scheduler, take_free
 from ._settle import SettlePolicy, decide
 from ._worker import Middleware, Worker
 
@@ -177,12 +177,12 @@ class WorkerEngine:
             # One receiver gathers at a time, so that receivers fill their asks in turn, not all by halves.
             async with level.gathering:
                 await level.slots.acquire()
-                want = 1 + _take_free(level.slots, self._per_receive - 1)
+                want = 1 + take_free(level.slots, self._per_receive - 1)
                 if want < self._per_receive:
                     with anyio.move_on_after(_GATHER_SLOTS):
                         while want < self._per_receive:
                             await level.slots.acquire()
-                            want += 1 + _take_free(level.slots, self._per_receive - want - 1)
+                            want += 1 + take_free(level.slots, self._per_receive - want - 1)
             try:
                 messages = await level.queue.receive_with(self._decoder, want, wait, self._visibility)
                 failures = 0
@@ -390,15 +390,3 @@ class WorkerEngine:
     async def _release_unstarted(self) -> None:
         with anyio.CancelScope(shield=True):
             await self._executor.release([m for m in self._held if m not in self._started])
-
-
-def _take_free(slots: anyio.Semaphore, most: int) -> int:
-    """Take up to ``most`` slots that are free right now, without waiting (nor yielding); how many."""
-    taken = 0
-    while taken < most:
-        try:
-            slots.acquire_nowait()
-        except anyio.WouldBlock:
-            break
-        taken += 1
-    return taken

@@ -199,3 +199,16 @@ class Scheduler:
         self._changed = anyio.Event()
         while self._idle and self._startable_any():
             self._idle.popleft().set()
+
+
+def take_free(slots: anyio.Semaphore, most: int) -> int:
+    """Take up to ``most`` of a worker's slots that are free right now, without waiting (nor yielding);
+    how many."""
+    taken = 0
+    while taken < most:
+        try:
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            break
+        taken += 1
+    return taken
