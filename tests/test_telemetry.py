@@ -404,3 +404,36 @@ async def test_aws_trace_header_propagation_spends_no_attribute_slot(
     ]
     assert x_ray.context is not None
     assert x_ray.context.trace_id == 0x5759E988BD862E3FE1BE46A994272793
+
+
+async def test_batch_handler_span_links_every_message(
+    make_app: AppFactory, unique_name: Callable[..., str], otel: Otel
+) -> None:
+    app = make_app(hooks=[otel.telemetry()])
+    queue = app.queue(unique_name("batched"), str, visibility_timeout=10)
+    batches: list[list[str]] = []
+
+    @app.worker(queue, name="batched", batch_size=10, receive_wait=1)
+    async def handle(messages: list[qfan.Message[str]]) -> list[qfan.Message[str]]:
+        batches.append([m.body for m in messages])
+        return []
+
+    tracer = otel.tracer_provider.get_tracer("test")
+    async with app:
+        with tracer.start_as_current_span("orders") as root:
+            await queue.send_many(["a", "b", "c"])
+        await run_until(app, lambda: sum(len(b) for b in batches) == 3)
+    creates = otel.finished(f"create {queue.name}")
+    assert len(creates) == 3
+    created = {s.context.span_id for s in creates if s.context is not None}
+    processes = otel.finished(f"process {queue.name}")
+    assert len(processes) == len(batches)
+    linked = {link.context.span_id for span in processes for link in span.links}
+    assert linked == created
+    for span in processes:
+        assert span.parent is None  # many parents: links, not a child
+        assert span.attributes is not None
+        assert span.attributes["messaging.batch.message_count"] == len(span.links)
+        assert all(link.context.trace_id == root.get_span_context().trace_id for link in span.links)
+    settles = otel.finished(f"settle {queue.name}")
+    assert sorted(parent_id(s) for s in settles) == sorted(created)  # each message's decision, in its trace

@@ -8,6 +8,7 @@
 - ``after_receive_batch(queue, messages)``: once per receive call, after ``after_receive`` for each of its
   messages (a batch-level span links them); ``messages`` is empty for an empty receive.
 - ``around_handler(message, call_next)``: around every single-message handler a worker runs.
+- ``around_batch(messages, call_next)``: around every batch handler call (``batch_size=`` workers).
 - ``after_payload(call)``: after each S3 call that stores or fetches an offloaded body (a
   :class:`PayloadCall`: operation, location, size, timing, error, and the message's attributes).
 - ``after_settle(message, action)``: after a worker decided what becomes of a message (a
@@ -99,6 +100,10 @@ class PipelineHooks:
         """Runs the handler (``await call_next()``); override to wrap it."""
         return await call_next()
 
+    async def around_batch(self, messages: list[Message[Any]], call_next: CallNext) -> Any:
+        """Runs a batch handler (``await call_next()`` returns what it returned); override to wrap it."""
+        return await call_next()
+
     def after_settle(self, message: Message[Any], action: Action) -> None:
         """A worker decided ``action`` for ``message`` (before carrying it out)."""
 
@@ -109,6 +114,7 @@ class HookSet:
     def __init__(self, hooks: Iterable[PipelineHooks] = ()) -> None:
         self._hooks: list[PipelineHooks] = []
         self._around: list[PipelineHooks] = []
+        self._around_batch: list[PipelineHooks] = []
         for hook in hooks:
             self.add(hook)
 
@@ -119,6 +125,8 @@ class HookSet:
         self._hooks.append(hook)
         if type(hook).around_handler is not PipelineHooks.around_handler:
             self._around.append(hook)
+        if type(hook).around_batch is not PipelineHooks.around_batch:
+            self._around_batch.append(hook)
 
     def __bool__(self) -> bool:
         return bool(self._hooks)
@@ -156,6 +164,11 @@ class HookSet:
     def around(self) -> list[Callable[[Message[Any], CallNext], Awaitable[Any]]]:
         """The ``around_handler`` hooks that do something (outermost first)."""
         return [hook.around_handler for hook in self._around]
+
+    @property
+    def around_batch(self) -> list[Callable[[list[Message[Any]], CallNext], Awaitable[Any]]]:
+        """The ``around_batch`` hooks that do something (outermost first)."""
+        return [hook.around_batch for hook in self._around_batch]
 
 
 def _observe(hook: Callable[..., None], *args: Any) -> None:

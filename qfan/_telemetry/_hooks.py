@@ -9,9 +9,10 @@ Spans (OpenTelemetry messaging conventions; ``messaging.system`` ``aws_sqs`` or 
   child).
 - ``process <queue>`` (CONSUMER, ``process``): around each single-message handler, a child of the message's
   creation context; a handler exception is recorded on it (status ERROR, exception event) and the settle
-  decision is an event on it (``qfan.settle``: outcome, reason, retry delay). Messages that never reach a
-  single-message handler (poison, batch handlers) get a ``settle <queue>`` span (CLIENT, ``settle``) with
-  the same event, as a child of their creation context.
+  decision is an event on it (``qfan.settle``: outcome, reason, retry delay). Around a batch handler, one
+  span with a link to each message's creation context (and the batch's exception, if it raised).
+  Messages that never reach a single-message handler (poison, batch handlers) get a ``settle <queue>``
+  span (CLIENT, ``settle``) with the same event, as a child of their creation context.
 - ``S3.PutObject`` / ``S3.GetObject`` (CLIENT): each S3 call storing or fetching an offloaded body, a child
   of the message's creation context (with its real start and end).
 """
@@ -224,6 +225,31 @@ class Telemetry(PipelineHooks):
             raise
         finally:
             self.instruments.finished(message, time.monotonic() - started)
+
+    async def around_batch(self, messages: list[Message[Any]], call_next: CallNext) -> Any:
+        if not self._tracing:
+            return await call_next()
+        contexts = [self._contexts.pop(m, _UNKNOWN) for m in messages]
+        contexts = [
+            extract(m.attributes, m.trace_header) if c is _UNKNOWN else c
+            for m, c in zip(messages, contexts, strict=True)
+        ]
+        queue = messages[0].queue
+        span = self._tracer.start_span(
+            f"process {queue}",
+            context=Context(),
+            kind=SpanKind.CONSUMER,
+            links=[Link(trace.get_current_span(c).get_span_context()) for c in contexts if c is not None],
+            attributes={
+                SYSTEM: "aws_sqs",
+                OPERATION: "process",
+                OPERATION_NAME: "process",
+                DESTINATION: queue,
+                BATCH_COUNT: len(messages),
+            },
+        )
+        with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
+            return await call_next()
 
     def after_settle(self, message: Message[Any], action: Action) -> None:
         outcome = outcome_of(action)

@@ -319,6 +319,12 @@ class WorkerEngine:
             call = partial(middleware, message, call)
         await call()
 
+    async def _call_batch(self, messages: list[Message[Any]]) -> Any:
+        call: Callable[[], Awaitable[Any]] = partial(self.worker.handler, messages, self._threads)
+        for hook in reversed(self._hooks.around_batch):
+            call = partial(hook, messages, call)
+        return await call()
+
     async def _run_batch(self, messages: list[Message[Any]]) -> None:
         try:
             if self._stopping:  # its messages were given back
@@ -348,7 +354,7 @@ class WorkerEngine:
         started = time.monotonic()
         failure: Exception | None = None
         try:
-            reported = await self.worker.handler(good, self._threads)
+            reported = await self._call_batch(good)
             failed_ids = {m if isinstance(m, str) else m.message_id for m in (reported or ())}
         except Exception as exc:
             failure, failed_ids = exc, {m.message_id for m in good}
