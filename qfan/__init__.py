@@ -68,6 +68,7 @@ from ._resources._subscription import Subscription
 from ._resources._topic import Topic, TopicInfo
 from ._resources._topology import PlanItem
 from ._rpc import RpcStats
+from ._telemetry import Telemetry
 from ._transport import RedactingFilter, RetryPolicy, install_redaction
 from ._wire._attributes import AttributeValue
 from ._wire._codec import Format
@@ -166,6 +167,7 @@ __all__ = [
     "SnsEnvelope",
     "SqsManagedEncryption",
     "Subscription",
+    "Telemetry",
     "Throttled",
     "Topic",
     "TopicConflict",

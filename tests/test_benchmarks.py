@@ -17,7 +17,15 @@ import pytest
 from .support.emulators import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
-ALWAYS_RUN = {"qfan", "qfan-botocore", "qfan-send", "aiobotocore", "boto3-naive", "boto3-batched"}
+ALWAYS_RUN = {
+    "qfan",
+    "qfan-botocore",
+    "qfan-send",
+    "qfan-otel",
+    "aiobotocore",
+    "boto3-naive",
+    "boto3-batched",
+}
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ EXPECTED = {
     "Topic",
     "TopicInfo",
     "PipelineHooks",
+    "Telemetry",
     "PlanItem",
     "PriorityQueue",
     "ResourceConflict",

@@ -19,6 +19,9 @@ UNAVAILABLE = {
     "offload_qfan_send": "same client as the qfan row",
     "consume_qfan_send": "same consumer as the qfan row",
     "e2e_qfan_send": "same worker as the qfan row",
+    "fanout_qfan_otel": "telemetry's cost is measured on publish, consume and e2e",
+    "rpc_qfan_otel": "telemetry's cost is measured on publish, consume and e2e",
+    "offload_qfan_otel": "telemetry's cost is measured on publish, consume and e2e",
 }
 _TRANSPORTS = {"qfan-botocore": "botocore"}
 _IDLE = 10.0
@@ -27,8 +30,53 @@ _IDLE = 10.0
 def _app(job: Job) -> Any:
     import qfan
 
+    if job.client == "qfan-otel":
+        _install_otel()
     transport = _TRANSPORTS.get(job.client, "fast")
     return qfan.App("bench", endpoint_url=job.endpoint_url, region=job.region, transport=transport)
+
+
+def _install_otel() -> None:
+    """An application's usual SDK set-up (batching span processor, periodic metric reader), exporting
+    nowhere: what qfan's telemetry costs the client, without any exporter's own cost."""
+    from collections.abc import Sequence
+
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        MetricsData,
+        PeriodicExportingMetricReader,
+    )
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class NoSpans(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    class NoMetrics(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__(preferred_temporality={}, preferred_aggregation={})
+
+        def export(
+            self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_: Any
+        ) -> MetricExportResult:
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
+            pass
+
+    if type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider":
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(NoSpans()))
+        trace.set_tracer_provider(provider)
+        reader = PeriodicExportingMetricReader(NoMetrics(), export_interval_millis=10_000)
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
 
 
 async def _send_concurrently(queue: Any, job: Job) -> None:

@@ -174,6 +174,7 @@ class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):
         # offloading queue first needs them (so registration order and time do not matter).
         stack = AsyncExitStack()
         try:
+            self._add_telemetry()
             self._connection = await Connection.open(
                 self._transport, self.settings, self.retry, self.linger, stack, self._hooks, self.long_delays
             )

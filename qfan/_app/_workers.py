@@ -26,6 +26,7 @@ from .._rpc import (
     RpcStats,
     sweep_reply_queues,
 )
+from .._telemetry import Telemetry, metrics_installed, poll_backlog, tracing_installed
 from .._wire._limits import MAX_VISIBILITY
 from .._worker._backoff import Backoff
 from .._worker._engine import WorkerEngine
@@ -292,6 +293,14 @@ class WorkerRegistry:
         """Delete reply queues idle for ``idle_seconds`` (left by crashed processes); returns their URLs."""
         return await sweep_reply_queues(self._connect(), idle_seconds, keep=self._replies.url)
 
+    def _add_telemetry(self) -> None:
+        """Register :class:`~qfan.Telemetry` when an OpenTelemetry SDK is installed and none is registered
+        (checked when the app opens; without an SDK no hook is added, so the pipelines skip them)."""
+        if any(isinstance(h, Telemetry) for h in self._hooks):
+            return
+        if tracing_installed() or metrics_installed():
+            self._hooks.add(Telemetry())
+
     def add_hooks(self, hooks: PipelineHooks) -> PipelineHooks:
         """Register pipeline hooks (see :class:`PipelineHooks`); returns them."""
         self._hooks.add(hooks)
@@ -377,6 +386,16 @@ class WorkerRegistry:
                         tg.start_soon(self._stop_when_idle, engines, exit_when_idle, stop)
                     for engine in engines:
                         tg.start_soon(engine.run, stop, drain_timeout, receives)
+                    telemetry = next((h for h in self._hooks if isinstance(h, Telemetry)), None)
+                    if telemetry is not None:
+                        telemetry.watch(selected)
+                        if telemetry.backlog_interval:
+                            backlog = poll_backlog(
+                                (q for w in selected for q in w.queue.consumed_levels().queues.values()),
+                                telemetry.backlog_interval,
+                                telemetry.instruments.backlog,
+                            )
+                            tg.start_soon(_until, stop, backlog)
             finally:
                 self._engines = []
                 self._stop = None  # the next run() starts afresh
@@ -395,7 +414,8 @@ class WorkerRegistry:
     @property
     def ready(self) -> bool:
         """Whether :meth:`run` is running, not stopping, and every worker it runs is ready: its queues
-        declared and the first receive from each of them came back."""
+        declared and the first receive from each of them came back (``qfan run --metrics-port``'s
+        ``/readyz``, ``--ready-file``)."""
         engines = self._engines
         return bool(engines) and not self.stopping and all(engine.ready for engine in engines)
 
@@ -430,3 +450,16 @@ class WorkerRegistry:
                 await stop.wait()
             for worker in workers:
                 logger.info("worker %s: %s", worker.name, worker.stats.summary())
+
+
+async def _until(stop: anyio.Event, work: Awaitable[None]) -> None:
+    """Run ``work`` until ``stop`` is set."""
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            await work
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(run)
+        await stop.wait()
+        tg.cancel_scope.cancel()

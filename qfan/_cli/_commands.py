@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from .._emulators import running_in_process, running_process
 from .._exceptions import ConfigError, QfanError
 from .._pipeline._offload import Offload
 from .._resources._redrive import move_messages, redrive
+from .._telemetry import MetricsServer, Telemetry, install_prometheus
 from .._transport import install_redaction, register_secret
 
 _json = msgspec.json.Encoder()
@@ -201,17 +202,25 @@ def _configure_logging(level: str, *, wire: bool) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.metrics_port is not None:
+        install_prometheus()  # before the app opens: it registers telemetry when it finds the provider
     app = _load_app(args.app)
     _configure_logging(args.log_level, wire=args.log_wire)
+    if args.backlog_interval != 60.0:
+        app.add_hooks(Telemetry(backlog_interval=args.backlog_interval))
     ready_file = Path(args.ready_file) if args.ready_file else None
-    return await run_until_signalled(
-        app,
-        args.worker or None,
-        args.concurrency,
-        args.drain_timeout,
-        exit_when_idle=args.exit_when_idle,
-        ready_file=ready_file,
-    )
+    with ExitStack() as stack:
+        if args.metrics_port is not None:
+            server = stack.enter_context(MetricsServer(args.metrics_port, lambda: app.ready))
+            logging.getLogger("qfan").info("metrics on http://0.0.0.0:%d/metrics", server.port)
+        return await run_until_signalled(
+            app,
+            args.worker or None,
+            args.concurrency,
+            args.drain_timeout,
+            exit_when_idle=args.exit_when_idle,
+            ready_file=ready_file,
+        )
 
 
 async def run_until_signalled(

@@ -1,5 +1,5 @@
-"""The ``qfan`` command line: local, send, receive, run, declare, dlq redrive, sweep-reply-queues, lambda,
-archive, demo."""
+"""The ``qfan`` command line: local, send, receive, run, top, declare, dlq redrive, sweep-reply-queues,
+lambda, archive, demo."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ._commands import (
     _attribute,
     _declare,
     _demo,
+    _load_app,
     _local,
     _receive,
     _redrive,
@@ -28,6 +29,7 @@ from ._commands import (
 )
 from ._lambda import add_lambda_commands
 from ._supervisor import processes_option, supervise
+from ._top import run_top
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,7 +118,29 @@ def _parser() -> argparse.ArgumentParser:
         help="at DEBUG, also log every AWS request and answer (botocore, aiohttp: headers, bodies); "
         "credentials, tokens and signatures are redacted from all output either way",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve Prometheus /metrics, /healthz and /readyz on port N (needs qfan[otel])",
+    )
+    run.add_argument(
+        "--backlog-interval",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds between reads of each consumed queue's backlog for the gauges (default 60)",
+    )
     run.set_defaults(run=_run)
+
+    top = commands.add_parser("top", help="live view of queues' backlog, in flight, delayed, DLQ depth")
+    top.add_argument("app", nargs="?", metavar="MODULE:APP", help=f"watch this app's queues; {_IMPORT}")
+    top.add_argument("--queue", action="append", default=[], metavar="NAME", help="watch this queue")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    top.add_argument("--once", action="store_true", help="print one sample and exit")
+    top.add_argument("--json", action="store_true", help="with --once: print the sample as JSON")
+    connection(top)
+    top.set_defaults(run=_top)
 
     declare = commands.add_parser("declare", help="print the topology plan and apply it")
     declare.add_argument("app", metavar="MODULE:APP", help=f"where the qfan.App lives; {_IMPORT}")
@@ -177,6 +201,10 @@ def _event_loop(worker: bool) -> dict[str, bool]:
     if not worker or os.environ.get("QFAN_UVLOOP", "1") == "0":
         return {}
     return {"use_uvloop": importlib.util.find_spec("uvloop") is not None}
+
+
+async def _top(args: argparse.Namespace) -> int:
+    return await run_top(args, _load_app)
 
 
 def _version() -> str:

@@ -40,6 +40,5 @@ async def arrive(
     fetched = await fetch_all(received, payloads, topics)
     messages = [Message(raw, decoder, settler, f, topics) for raw, f in zip(received, fetched, strict=True)]
     if hooks:
-        for message in messages:
-            hooks.after_receive(message)
+        hooks.after_receive(settler.name, messages)
     return messages

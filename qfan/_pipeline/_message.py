@@ -69,6 +69,7 @@ class Message(Generic[T]):
         sequence_number: the FIFO sequence number.
         dedup_id: the FIFO deduplication id.
         queue: the name of the queue it came from.
+        trace_header: the ``AWSTraceHeader`` system attribute (X-Ray trace context), when SQS has one.
     """
 
     __slots__ = (
@@ -95,6 +96,7 @@ class Message(Generic[T]):
         "sent_at",
         "sequence_number",
         "sns",
+        "trace_header",
     )
 
     def __init__(
@@ -145,6 +147,7 @@ class Message(Generic[T]):
         self.group_id = system.get("MessageGroupId")
         self.sequence_number = system.get("SequenceNumber")
         self.dedup_id = system.get("MessageDeduplicationId")
+        self.trace_header = system.get("AWSTraceHeader")
         self.queue = settler.name
         self._wire_attributes = raw.attributes
         self._decoder = decoder

@@ -48,9 +48,15 @@ def sqs_batches(sqs: RetryingSqs, queue_url: str, fifo: bool) -> SendBatch:
     return _batches(
         "SendMessageBatch",
         partial(sqs.send_batch, queue_url),
-        lambda i, e: SendEntry(i, e.body, e.attributes, e.delay, e.group_id, e.dedup_id),
+        _send_entry,
         lambda ok, e: verify_sent(ok, e, fifo),
     )
+
+
+def _send_entry(entry_id: str, e: Outgoing) -> SendEntry:
+    if e.system_attributes is None:  # nearly always: left out of the request
+        return SendEntry(entry_id, e.body, e.attributes, e.delay, e.group_id, e.dedup_id)
+    return SendEntry(entry_id, e.body, e.attributes, e.delay, e.group_id, e.dedup_id, e.system_attributes)
 
 
 def sns_batches(sns: RetryingSns, topic_arn: str) -> SendBatch:
@@ -150,7 +156,7 @@ class Outbound:
                 )
             attributes = {**(attributes or {}), DUE_AT: round(due_at, 3)}
         if self._hooks:
-            attributes = self._hooks.before_send(self.destination.name, dict(attributes or {}))
+            attributes = self._hooks.before_send(self.destination, dict(attributes or {}))
         entry = prepare(
             self._encoder,
             self.destination,
@@ -225,5 +231,5 @@ class Outbound:
         results = await self._send_batch(batch)
         if self._hooks:
             for result in results:
-                self._hooks.after_send(self.destination.name, result)
+                self._hooks.after_send(self.destination, result)
         return results

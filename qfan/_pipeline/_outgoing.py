@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from .._exceptions import ChecksumMismatch, ConfigError, MessageTooLarge, QfanError
-from .._transport import SentMessage, WireAttributes, md5_of_attributes, md5_of_body
-from .._wire._attributes import AttributeValue, to_wire, wire_size
+from .._transport import SentMessage, WireAttribute, WireAttributes, md5_of_attributes, md5_of_body
+from .._wire._attributes import TRACE_HEADER, AttributeValue, to_wire, wire_size
 from .._wire._codec import Encoder
 from .._wire._pointer import PayloadLocation
 from ._batching import MAX_BATCH_ENTRIES
@@ -23,7 +23,7 @@ class Outgoing:
     """One message ready for SendMessageBatch; ``size`` is what counts towards SQS's limits.
 
     ``payload`` is where the real body went when ``body`` is an offload pointer; ``subject`` is an SNS
-    publish's subject.
+    publish's subject; ``system_attributes`` SQS's ``AWSTraceHeader`` when there is one.
     """
 
     body: str
@@ -34,6 +34,7 @@ class Outgoing:
     dedup_id: str | None
     payload: PayloadLocation | None = None
     subject: str | None = None
+    system_attributes: WireAttributes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class Destination:
         content_based_dedup: a FIFO destination that derives dedup ids from bodies.
         max_size: the size limit of one message (body + attributes).
         delay_allowed: per-message delays (standard SQS queues only).
+        system: ``aws_sqs`` for a queue, ``aws_sns`` for a topic (OpenTelemetry's ``messaging.system``).
     """
 
     name: str
@@ -53,6 +55,7 @@ class Destination:
     content_based_dedup: bool
     max_size: int
     delay_allowed: bool = True
+    system: str = "aws_sqs"
 
 
 def prepare(
@@ -86,8 +89,15 @@ def prepare(
         if isinstance(delay, bool) or not 0 <= delay <= 900:
             raise ConfigError(f"delay must be an int between 0 and 900 seconds, got {delay!r}")
     body, content_type = encoder.encode(value)
-    wire = to_wire(attributes, content_type)
-    entry = Outgoing(body, wire, len(body.encode()) + wire_size(wire), delay, group_id, dedup_id)
+    if attributes and TRACE_HEADER in attributes and destination.system == "aws_sqs":
+        attributes = dict(attributes)
+        system = to_system(attributes.pop(TRACE_HEADER))
+        wire = to_wire(attributes, content_type)
+        size = len(body.encode()) + wire_size(wire) + wire_size(system or {})
+        entry = Outgoing(body, wire, size, delay, group_id, dedup_id, system_attributes=system)
+    else:
+        wire = to_wire(attributes, content_type)
+        entry = Outgoing(body, wire, len(body.encode()) + wire_size(wire), delay, group_id, dedup_id)
     if check_size:
         _check_size(entry, destination)
     return entry
@@ -116,6 +126,15 @@ async def fit(entry: Outgoing, payloads: Payloads, destination: Destination) -> 
     _check_size(entry, destination)  # before uploading: attributes alone may be too large
     await payloads.upload(offloaded)
     return entry
+
+
+def to_system(trace_header: AttributeValue | None) -> WireAttributes | None:
+    """``AWSTraceHeader`` as SQS's system attribute (``None`` for no header)."""
+    if trace_header is None:
+        return None
+    if not isinstance(trace_header, str):
+        raise ConfigError(f"{TRACE_HEADER} must be a string, got {type(trace_header).__name__}")
+    return {TRACE_HEADER: WireAttribute("String", string_value=trace_header)}
 
 
 def _check_size(entry: Outgoing, destination: Destination) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from .._transport import ReceivedMessage, RetryingObjectStore, WireAttribute, Wi
 from .._wire._codec import BYTES, CONTENT_TYPE, JSON, MSGPACK, TEXT
 from .._wire._envelope import AcceptedTopics, looks_like_envelope, unwrap
 from .._wire._pointer import MARKERS, PayloadLocation, parse_pointer, pointer_body
+from ._hooks import HookSet, PayloadCall
 from ._offload import Offload
 
 logger = logging.getLogger("qfan")
@@ -86,9 +88,16 @@ class Payloads:
     """
 
     def __init__(
-        self, policy: Offload, s3: RetryingObjectStore, *, queue: str, max_message_size: int
+        self,
+        policy: Offload,
+        s3: RetryingObjectStore,
+        *,
+        queue: str,
+        max_message_size: int,
+        hooks: HookSet | None = None,
     ) -> None:
         self.policy = policy
+        self._hooks = hooks
         self.threshold = policy.threshold_for(max_message_size)
         self.delete_failures = 0
         self._s3 = s3
@@ -123,13 +132,34 @@ class Payloads:
         """Store an offloaded body in S3 (retrying transient failures: the key makes it idempotent)."""
         location, encryption = offloaded.location, self.policy.put_encryption()
         async with self._limiter:
-            await self._s3.put_object(
-                location.bucket,
-                location.key,
-                offloaded.data,
-                content_type=offloaded.content_type,
-                encryption=encryption,
+            started = time.time_ns()
+            try:
+                await self._s3.put_object(
+                    location.bucket,
+                    location.key,
+                    offloaded.data,
+                    content_type=offloaded.content_type,
+                    encryption=encryption,
+                )
+            except errors.QfanError as exc:
+                self._report("PutObject", location, None, offloaded.attributes, started, exc)
+                raise
+            self._report("PutObject", location, len(offloaded.data), offloaded.attributes, started)
+
+    def _report(
+        self,
+        operation: str,
+        location: PayloadLocation,
+        size: int | None,
+        attributes: WireAttributes,
+        started: int,
+        error: errors.QfanError | None = None,
+    ) -> None:
+        if self._hooks:
+            call = PayloadCall(
+                operation, self._queue, location, size, attributes, started, time.time_ns(), error
             )
+            self._hooks.after_payload(call)
 
     async def discard(self, locations: Sequence[PayloadLocation]) -> None:
         """Best-effort delete of payloads whose messages were certainly never sent."""
@@ -147,20 +177,14 @@ class Payloads:
         bucket, key = location.bucket, location.key
         where = f"message {raw.message_id}: payload s3://{bucket}/{key}"
         limit = self.policy.max_payload_size
+        started = time.time_ns()
         try:
             async with self._limiter:
                 stored = await self._s3.get_object(bucket, key, max_size=limit)
-        except errors.ObjectNotFound as exc:
-            error: errors.PayloadError = errors.PayloadMissing(
-                f"{where} does not exist: {exc}", bucket=bucket, key=key, raw_body=raw.body
-            )
-            error.__cause__ = exc
-            return Fetched(location, error=error)
         except errors.QfanError as exc:
-            kind = errors.PayloadUnavailable if exc.transient else errors.PayloadError
-            error = kind(f"{where} could not be read: {exc}", bucket=bucket, key=key, raw_body=raw.body)
-            error.__cause__ = exc
-            return Fetched(location, error=error)
+            self._report("GetObject", location, None, raw.attributes, started, exc)
+            return _unreadable(location, where, raw, exc)
+        self._report("GetObject", location, stored.size, raw.attributes, started)
         if stored.data is None:
             return Fetched(
                 location,
@@ -208,6 +232,23 @@ class Payloads:
         if self.policy.expire_with_retention:
             rule = expiry_rule(self.policy.prefix, retention)
             await self._s3.update_lifecycle_rules(bucket, lambda rules: _with_rule(rules, rule))
+
+
+def _unreadable(
+    location: PayloadLocation, where: str, raw: ReceivedMessage, exc: errors.QfanError
+) -> Fetched:
+    """A payload S3 did not deliver: missing, unavailable (transient), or refused by S3."""
+    bucket, key = location.bucket, location.key
+    error: errors.PayloadError
+    if isinstance(exc, errors.ObjectNotFound):
+        error = errors.PayloadMissing(
+            f"{where} does not exist: {exc}", bucket=bucket, key=key, raw_body=raw.body
+        )
+    else:
+        kind = errors.PayloadUnavailable if exc.transient else errors.PayloadError
+        error = kind(f"{where} could not be read: {exc}", bucket=bucket, key=key, raw_body=raw.body)
+    error.__cause__ = exc
+    return Fetched(location, error=error)
 
 
 async def fetch_all(

@@ -14,7 +14,7 @@ from .._pipeline._inbound import arrive
 from .._pipeline._message import Message
 from .._pipeline._offload import Offload
 from .._pipeline._outbound import Outbound, sqs_batches
-from .._pipeline._outgoing import Destination, Outgoing
+from .._pipeline._outgoing import Destination, Outgoing, to_system
 from .._pipeline._payloads import Payloads
 from .._pipeline._receipts import Receipts
 from .._transport import MoveTask
@@ -107,6 +107,7 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
             await connection.s3(),
             queue=self.name,
             max_message_size=info.max_message_size,
+            hooks=connection.hooks,
         )
         await payloads.declare(self._longest_life(info))
         return payloads
@@ -297,8 +298,9 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
         dedup_id = message.message_id if self.fifo else None
         if self.fifo and group_id is None:
             group_id = message.message_id  # from a standard queue: each copy is its own group
+        system = to_system(message.trace_header)  # the copy keeps its X-Ray trace context too
         message_id = await state.outbound.send_entry(
-            Outgoing(message.wire_body, wire, size, None, group_id, dedup_id)
+            Outgoing(message.wire_body, wire, size, None, group_id, dedup_id, system_attributes=system)
         )
         message.retain_payload()
         return message_id

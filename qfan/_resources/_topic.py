@@ -90,7 +90,12 @@ class _Declared:
         content_based_dedup = info.attributes.get("ContentBasedDeduplication", "").lower() == "true"
         self.outbound = Outbound(
             Destination(
-                topic.name, topic.fifo, content_based_dedup, SNS_MAX_MESSAGE_SIZE, delay_allowed=False
+                topic.name,
+                topic.fifo,
+                content_based_dedup,
+                SNS_MAX_MESSAGE_SIZE,
+                delay_allowed=False,
+                system="aws_sns",
             ),
             topic.encoder,
             payloads,
@@ -125,7 +130,11 @@ class Topic(Handle[_Declared, TopicInfo], Generic[T]):
         if self.offload is None:
             return None
         payloads = Payloads(
-            self.offload, await conn.s3(), queue=self.name, max_message_size=SNS_MAX_MESSAGE_SIZE
+            self.offload,
+            await conn.s3(),
+            queue=self.name,
+            max_message_size=SNS_MAX_MESSAGE_SIZE,
+            hooks=conn.hooks,
         )
         # Subscribed queues keep messages at most 14 days: payloads must outlive any of them.
         await payloads.declare(_MAX_RETENTION)

@@ -133,7 +133,9 @@ class ReplySender:
         entry: Outgoing | None = None
         if error is None:
             try:
-                entry = await self._prepare(destination, value, {CORRELATION_ID: correlation_id}, payloads)
+                entry = await self._prepare(
+                    destination, value, {CORRELATION_ID: correlation_id}, payloads, conn
+                )
             except MessageTooLarge as too_large:
                 error = too_large
         if error is not None:
@@ -142,9 +144,12 @@ class ReplySender:
             else:
                 text = f"the responder withheld the error message (correlation id {correlation_id})"
             extra = {CORRELATION_ID: correlation_id, ERROR_TYPE: type(error).__name__}
-            entry = await self._prepare(destination, text, extra, None)
+            entry = await self._prepare(destination, text, extra, None, conn)
         assert entry is not None
-        sent, errors = await conn.sqs.send_batch(url, [SendEntry("0", entry.body, entry.attributes)])
+        sent, errors = await conn.sqs.send_batch(
+            url,
+            [SendEntry("0", entry.body, entry.attributes, system_attributes=entry.system_attributes or {})],
+        )
         if errors:
             raise errors["0"]
         verified = verify_sent(sent[0], entry, fifo=False)
@@ -152,8 +157,15 @@ class ReplySender:
             raise verified
 
     async def _prepare(
-        self, destination: Destination, value: Any, attributes: dict[str, Any], payloads: Payloads | None
+        self,
+        destination: Destination,
+        value: Any,
+        attributes: dict[str, Any],
+        payloads: Payloads | None,
+        conn: Connection,
     ) -> Outgoing:
+        if conn.hooks:  # a reply leaves like any message: hooks see it (trace context goes with it)
+            attributes = conn.hooks.before_send(destination, attributes)
         entry = prepare(
             self._encoder,
             destination,

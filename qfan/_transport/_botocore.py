@@ -111,6 +111,7 @@ class BotocoreSqs:
                 e.group_id,
                 e.dedup_id,
                 DelaySeconds=e.delay_seconds,
+                MessageSystemAttributes=wire_to_boto(e.system_attributes) if e.system_attributes else None,
             )
             for e in entries
         ]

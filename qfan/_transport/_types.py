@@ -44,9 +44,10 @@ class SendEntry(
         "delay_seconds": "DelaySeconds",
         "group_id": "MessageGroupId",
         "dedup_id": "MessageDeduplicationId",
+        "system_attributes": "MessageSystemAttributes",
     },
 ):
-    """One entry of a SendMessageBatch call."""
+    """One entry of a SendMessageBatch call (``system_attributes``: SQS's only one, ``AWSTraceHeader``)."""
 
     id: str
     body: str
@@ -54,6 +55,7 @@ class SendEntry(
     delay_seconds: int | None = None
     group_id: str | None = None
     dedup_id: str | None = None
+    system_attributes: WireAttributes = {}
 
 
 class SentMessage(

@@ -14,6 +14,9 @@ AttributeValue = str | int | float | bytes
 """What an attribute may hold: ``str`` (String), ``int``/``float`` (Number), ``bytes`` (Binary)."""
 
 MAX_ATTRIBUTES = 10
+TRACE_HEADER = "AWSTraceHeader"
+"""SQS's one message *system* attribute: an attribute of this name given to a queue's send travels as it
+(X-Ray trace context; it takes none of the 10 message attribute slots)."""
 _NAME = re.compile(r"^[A-Za-z0-9_\-.]{1,256}$")
 _RESERVED_PREFIXES = ("aws.", "amazon.")
 

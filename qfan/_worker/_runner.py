@@ -97,7 +97,12 @@ class HandlerRunner:
         started = time.monotonic()
         failure: Exception | None = None
         try:
-            reported = await self.worker.handler(good, self.threads, abandon_on_cancel=self._abandon)
+            call: Callable[[], Awaitable[Any]] = partial(
+                self.worker.handler, good, self.threads, abandon_on_cancel=self._abandon
+            )
+            for hook in reversed(self._hooks.around_batch):  # outermost first
+                call = partial(hook, good, call)
+            reported = await call()
             failed_ids = {m if isinstance(m, str) else m.message_id for m in (reported or ())}
         except Exception as exc:
             failure, failed_ids = exc, {m.message_id for m in good}

@@ -75,6 +75,7 @@ class StoredMessage:
     delivery: int = 0  # which delivery the current receipt handle belongs to
     received_at: float = 0.0
     origin_arn: str | None = None  # the queue SQS dead-lettered it from, for a move task without destination
+    trace_header: str | None = None  # the AWSTraceHeader system attribute
 
     def in_flight(self, now: float) -> bool:
         return self.receive_count > 0 and self.visible_at > now

@@ -96,6 +96,9 @@ class MemorySqs(SqsControl):
             message_id, sequence = self._enqueue(
                 queue, entry.body, entry.attributes, entry.delay_seconds, entry.group_id, entry.dedup_id
             )
+            header = entry.system_attributes.get("AWSTraceHeader")
+            if header is not None and message_id in queue.messages:
+                queue.messages[message_id].trace_header = header.string_value
             succeeded.append(
                 SentMessage(
                     id=entry.id,
@@ -233,6 +236,8 @@ class MemorySqs(SqsControl):
             system["MessageDeduplicationId"] = message.dedup_id
         if message.sequence_number is not None:
             system["SequenceNumber"] = message.sequence_number
+        if message.trace_header is not None:
+            system["AWSTraceHeader"] = message.trace_header
         handle = self._seal.issue(Receipt(queue.url, message.message_id, message.delivery))
         return ReceivedMessage(
             message_id=message.message_id,
