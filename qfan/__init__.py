@@ -3,10 +3,10 @@
 The public API is exactly what ``__all__`` lists; everything in underscored modules is private.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._app._app import App
-from ._archive import Archiver, ArchiveStats, S3Archive, parquet_schema
 from ._exceptions import (
     AccessDenied,
     Ack,
@@ -68,7 +68,6 @@ from ._resources._subscription import Subscription
 from ._resources._topic import Topic, TopicInfo
 from ._resources._topology import PlanItem
 from ._rpc import RpcStats
-from ._telemetry import Telemetry
 from ._transport import RedactingFilter, RetryPolicy, install_redaction
 from ._wire._attributes import AttributeValue
 from ._wire._codec import Format
@@ -80,19 +79,32 @@ from ._worker._idempotency import Idempotency, IdempotencyStats
 from ._worker._worker import Middleware, Worker, WorkerStats
 
 if TYPE_CHECKING:
+    from ._archive import Archiver, ArchiveStats, S3Archive, parquet_schema
+
     #: A running embedded emulator: the launcher's one record (endpoint, region, environment, which it is).
     from ._emulators import RunningEmulator as LocalEmulator
+    from ._telemetry import Telemetry
+
+# Loaded on first use, not by ``import qfan`` (a Lambda cold start pays for every module it imports).
+_LAZY = {
+    "Archiver": ("._archive", "Archiver"),
+    "ArchiveStats": ("._archive", "ArchiveStats"),
+    "S3Archive": ("._archive", "S3Archive"),
+    "parquet_schema": ("._archive", "parquet_schema"),
+    "LocalEmulator": ("._emulators", "RunningEmulator"),
+    "Telemetry": ("._telemetry", "Telemetry"),
+}
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use: the emulator launcher is not needed to import qfan (a Lambda cold start).
-    if name == "LocalEmulator":
-        from ._emulators import RunningEmulator
-
-        return RunningEmulator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module, __name__), attribute)
+    globals()[name] = value  # once
+    return value
 
 
 __all__ = [

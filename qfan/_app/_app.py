@@ -32,8 +32,9 @@ from .._transport import (
 )
 from .._worker._engine import WorkerEngine
 from .._worker._worker import Middleware, Worker
+from ._running import Hook
 from ._topology import TopologyRegistry
-from ._workers import Hook, WorkerRegistry
+from ._workers import WorkerRegistry
 
 
 class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.abc
 
-from .._archive import Archiver, S3Archive
 from .._exceptions import ConfigError, QfanError
 from .._pipeline._connection import Connection
 from .._pipeline._hooks import HookSet, PipelineHooks
@@ -26,24 +22,25 @@ from .._rpc import (
     RpcStats,
     sweep_reply_queues,
 )
-from .._telemetry import Telemetry, metrics_installed, poll_backlog, tracing_installed
 from .._wire._limits import MAX_VISIBILITY
 from .._worker._backoff import Backoff
 from .._worker._engine import WorkerEngine
 from .._worker._flow import CircuitBreaker, RateLimit
 from .._worker._handler import Handler
 from .._worker._idempotency import Idempotency
-from .._worker._intake import ReceiveCalls
 from .._worker._worker import Middleware, Worker, WorkerStats
+from ._running import Hook, WorkerRunner
+
+if TYPE_CHECKING:
+    from .._archive import Archiver, S3Archive
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-Hook = Callable[[], Awaitable[None]]
 
 logger = logging.getLogger("qfan")
 
 
-class WorkerRegistry:
+class WorkerRegistry(WorkerRunner):
     """What an App runs: workers and responders over its queues, and the requests it makes."""
 
     name: str
@@ -150,6 +147,8 @@ class WorkerRegistry:
             name: the worker's name (default: ``archive-<queue>``).
             visibility_timeout, max_extension, receive_wait: as for :meth:`worker`.
         """
+        from .._archive import Archiver  # loaded when first used: not part of every app's import
+
         archiver = Archiver(
             source, sink, name or f"archive-{source.name}", self._connect, lambda: self.stopping
         )
@@ -296,6 +295,8 @@ class WorkerRegistry:
     def _add_telemetry(self) -> None:
         """Register :class:`~qfan.Telemetry` when an OpenTelemetry SDK is installed and none is registered
         (checked when the app opens; without an SDK no hook is added, so the pipelines skip them)."""
+        from .._telemetry import Telemetry, metrics_installed, tracing_installed  # loaded when an app opens
+
         if any(isinstance(h, Telemetry) for h in self._hooks):
             return
         if tracing_installed() or metrics_installed():
@@ -329,137 +330,3 @@ class WorkerRegistry:
     def stats(self) -> dict[str, WorkerStats]:
         """Each worker's counters."""
         return {name: worker.stats for name, worker in self._workers.items()}
-
-    async def run(
-        self,
-        *,
-        workers: Iterable[str] | None = None,
-        concurrency: int | None = None,
-        drain_timeout: float = 30.0,
-        stats_interval: float | None = 60.0,
-        exit_when_idle: float | None = None,
-    ) -> None:
-        """Run the workers until :meth:`stop` (or cancellation); opens the app if it is not open.
-
-        A receive still out when the workers stop is not cut off (the server would hand what arrives to
-        nobody, hidden for the visibility timeout): it finishes in the app's background and gives back at
-        once (visibility 0) what it brings, and ``run`` returns without waiting for it. When ``run`` opened
-        the app itself, it waits for such receives (at most ``drain_timeout``) before closing the app.
-
-        Args:
-            workers: names of the workers to run (default: all).
-            concurrency: override every selected worker's concurrency.
-            drain_timeout: seconds running handlers get to finish after :meth:`stop`.
-            stats_interval: seconds between log lines with each worker's counters (``None``: never).
-            exit_when_idle: stop (gracefully, as :meth:`stop`) once every worker is :attr:`ready` and has
-                held no message for this many seconds: drain a queue, then return. Long polls then last
-                at most this long (rounded up), so ``run`` returns within about twice this.
-        """
-        chosen = list(self._workers) if workers is None else list(workers)
-        unknown = [name for name in chosen if name not in self._workers]
-        if unknown or not chosen:
-            raise ConfigError(f"no such workers: {unknown}" if unknown else "the app has no workers to run")
-        if exit_when_idle is not None and not exit_when_idle > 0:
-            raise ConfigError(f"exit_when_idle must be a positive number of seconds, got {exit_when_idle!r}")
-        selected = [self._workers[name] for name in chosen]
-        if concurrency is not None:
-            selected = [dataclasses.replace(w, concurrency=concurrency) for w in selected]
-        # A stop() that came before run() got here (a signal during start-up) is honoured, not lost.
-        stop = self._stop = self._stop or anyio.Event()
-        async with AsyncExitStack() as stack:
-            opened_here = self._connection is None
-            if opened_here:  # run() opens the app itself when it is not open yet
-                await stack.enter_async_context(cast("AbstractAsyncContextManager[Any]", self))
-            for hook in self._startup:
-                await hook()
-            receives = ReceiveCalls(self._services)
-            engines = [WorkerEngine(worker, self._middleware, self._hooks) for worker in selected]
-            if exit_when_idle is not None:  # polls no longer than that: it returns in about twice that
-                for engine in engines:
-                    engine.longest_poll = max(1, min(20, math.ceil(exit_when_idle)))
-            try:
-                async with anyio.create_task_group() as tg:
-                    self._engines = engines
-                    if stats_interval:
-                        tg.start_soon(self._log_stats, selected, stats_interval, stop)
-                    if exit_when_idle is not None:
-                        tg.start_soon(self._stop_when_idle, engines, exit_when_idle, stop)
-                    for engine in engines:
-                        tg.start_soon(engine.run, stop, drain_timeout, receives)
-                    telemetry = next((h for h in self._hooks if isinstance(h, Telemetry)), None)
-                    if telemetry is not None:
-                        telemetry.watch(selected)
-                        if telemetry.backlog_interval:
-                            backlog = poll_backlog(
-                                (q for w in selected for q in w.queue.consumed_levels().queues.values()),
-                                telemetry.backlog_interval,
-                                telemetry.instruments.backlog,
-                            )
-                            tg.start_soon(_until, stop, backlog)
-            finally:
-                self._engines = []
-                self._stop = None  # the next run() starts afresh
-                with anyio.CancelScope(shield=True):
-                    for hook in self._shutdown:
-                        await hook()
-            if opened_here and receives.pending:  # closing would cut them off: let them finish first
-                logger.info(
-                    "waiting for %d receive(s) still out (at most %.0f s) before closing the app",
-                    receives.pending,
-                    drain_timeout,
-                )
-                with anyio.move_on_after(drain_timeout):
-                    await receives.wait_settled()
-
-    @property
-    def ready(self) -> bool:
-        """Whether :meth:`run` is running, not stopping, and every worker it runs is ready: its queues
-        declared and the first receive from each of them came back (``qfan run --metrics-port``'s
-        ``/readyz``, ``--ready-file``)."""
-        engines = self._engines
-        return bool(engines) and not self.stopping and all(engine.ready for engine in engines)
-
-    async def _stop_when_idle(self, engines: list[WorkerEngine], seconds: float, stop: anyio.Event) -> None:
-        check = min(1.0, seconds / 4)
-        while not stop.is_set():
-            with anyio.move_on_after(check):
-                await stop.wait()
-            idle = min(engine.activity.idle_for(engine.stats.in_flight) for engine in engines)
-            if idle >= seconds and not stop.is_set():
-                logger.info("every worker idle for %.1f s: stopping", idle)
-                self.stop()
-
-    @property
-    def stopping(self) -> bool:
-        """Whether :meth:`stop` was called on the current :meth:`run`."""
-        return self._stop is not None and self._stop.is_set()
-
-    def stop(self) -> None:
-        """Ask :meth:`run` to stop gracefully (stop receiving, release unstarted, drain, return).
-
-        Called before :meth:`run` has started (or while it starts), the coming run stops at once.
-        """
-        if self._stop is None:
-            self._stop = anyio.Event()
-        self._stop.set()
-
-    @staticmethod
-    async def _log_stats(workers: list[Worker], interval: float, stop: anyio.Event) -> None:
-        while not stop.is_set():
-            with anyio.move_on_after(interval):
-                await stop.wait()
-            for worker in workers:
-                logger.info("worker %s: %s", worker.name, worker.stats.summary())
-
-
-async def _until(stop: anyio.Event, work: Awaitable[None]) -> None:
-    """Run ``work`` until ``stop`` is set."""
-    async with anyio.create_task_group() as tg:
-
-        async def run() -> None:
-            await work
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(run)
-        await stop.wait()
-        tg.cancel_scope.cancel()
