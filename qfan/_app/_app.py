@@ -176,9 +176,9 @@ class App(TopologyRegistry, WorkerRegistry, LambdaRegistry):
         stack = AsyncExitStack()
         try:
             self._add_telemetry()
-            self._connection = await Connection.open(
+            self._connection = await Connection(
                 self._transport, self.settings, self.retry, self.linger, stack, self._hooks, self.long_delays
-            )
+            ).start()
             if self.declare_on_start:
                 await self.declare()
             if self.sweep_idle is not None:

@@ -6,12 +6,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
-import anyio.abc
-
 from .._exceptions import ConfigError, QfanError
 from .._pipeline._connection import Connection
-from .._pipeline._hooks import HookSet, PipelineHooks
+from .._pipeline._hooks import PipelineHooks
 from .._resources._priority import PriorityQueue
 from .._resources._queue import Queue
 from .._rpc import (
@@ -24,7 +21,6 @@ from .._rpc import (
 )
 from .._wire._limits import MAX_VISIBILITY
 from .._worker._backoff import Backoff
-from .._worker._engine import WorkerEngine
 from .._worker._flow import CircuitBreaker, RateLimit
 from .._worker._handler import Handler
 from .._worker._idempotency import Idempotency
@@ -46,17 +42,8 @@ class WorkerRegistry(WorkerRunner):
     name: str
     _queues: dict[str, Queue[Any]]
     _priority_queues: dict[str, PriorityQueue[Any]]
-    _workers: dict[str, Worker]
-    _middleware: list[Middleware]
-    _hooks: HookSet
-    _startup: list[Hook]
-    _shutdown: list[Hook]
-    _stop: anyio.Event | None
-    _engines: list[WorkerEngine]
     _replies: ReplyRouter
     _reply_sender: ReplySender
-    _services: anyio.abc.TaskGroup | None
-    _connection: Connection | None
 
     def _connect(self) -> Connection:
         raise NotImplementedError  # the App's
@@ -232,17 +219,9 @@ class WorkerRegistry(WorkerRunner):
                 queue, self._connect, self._reply_sender, reply_to=reply_to, expose_errors=expose_errors
             )
             handler = Handler.inspect(function, batch=False)
-            self._add_worker(
-                name or handler.name,
-                queue,
-                handler,
-                concurrency,
-                prefetch,
-                around=(responder.answer,),
-                rate=rate,
-                breaker=breaker,
-                idempotency=idempotency,
-            )
+            flow = {"rate": rate, "breaker": breaker, "idempotency": idempotency}
+            options: dict[str, Any] = {"around": (responder.answer,), **flow}
+            self._add_worker(name or handler.name, queue, handler, concurrency, prefetch, **options)
             return function
 
         return register
@@ -309,18 +288,15 @@ class WorkerRegistry(WorkerRunner):
 
     def middleware(self, function: Middleware) -> Middleware:
         """Register ``async def middleware(message, call_next)`` around every single-message handler."""
-        self._middleware.append(function)
-        return function
+        return _appended(self._middleware, function)
 
     def on_startup(self, function: Hook) -> Hook:
         """Register a coroutine function run by :meth:`run` before the workers start."""
-        self._startup.append(function)
-        return function
+        return _appended(self._startup, function)
 
     def on_shutdown(self, function: Hook) -> Hook:
         """Register a coroutine function run by :meth:`run` after the workers stopped."""
-        self._shutdown.append(function)
-        return function
+        return _appended(self._shutdown, function)
 
     @property
     def workers(self) -> Mapping[str, Worker]:
@@ -330,3 +306,9 @@ class WorkerRegistry(WorkerRunner):
     def stats(self) -> dict[str, WorkerStats]:
         """Each worker's counters."""
         return {name: worker.stats for name, worker in self._workers.items()}
+
+
+def _appended(registered: list[F], function: F) -> F:
+    """Register ``function`` (decorator style: it is returned unchanged)."""
+    registered.append(function)
+    return function

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Generic, TypeVar
 
 import anyio
@@ -23,6 +23,7 @@ from ._delays import LongDelays
 from ._hooks import HookSet
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 class _Lazy(Generic[T]):
@@ -62,11 +63,10 @@ class Connection:
         retry: RetryPolicy,
         linger: float,
         stack: AsyncExitStack,
-        sqs: RetryingSqs,
         hooks: HookSet | None = None,
         delays: LongDelays | None = None,
     ) -> None:
-        self.sqs = sqs
+        self.sqs: RetryingSqs  # by start()
         self.delays = delays or LongDelays()
         self.hooks = hooks if hooks is not None else HookSet()
         self.linger = linger
@@ -78,22 +78,11 @@ class Connection:
         self._s3 = _Lazy(self._open_s3)
         self._dynamodb = _Lazy(self._open_dynamodb)
 
-    @classmethod
-    async def open(
-        cls,
-        transport: Transport,
-        settings: ConnectionSettings,
-        retry: RetryPolicy,
-        linger: float,
-        stack: AsyncExitStack,
-        hooks: HookSet | None = None,
-        delays: LongDelays | None = None,
-    ) -> Connection:
-        """Open SQS into ``stack`` (closed with it, as SNS and S3 will be)."""
-        data, control = await stack.enter_async_context(transport.open_sqs(settings))
-        return cls(
-            transport, settings, retry, linger, stack, RetryingSqs(data, control, retry), hooks, delays
-        )
+    async def start(self) -> Connection:
+        """Open SQS into the stack (closed with it, as SNS and S3 will be); the connection, now usable."""
+        data, control = await self._stack.enter_async_context(self._transport.open_sqs(self._settings))
+        self.sqs = RetryingSqs(data, control, self.retry)
+        return self
 
     async def sns(self) -> RetryingSns:
         """The SNS plane, opened on first use."""
@@ -103,22 +92,21 @@ class Connection:
         """The S3 plane of offloaded payloads, opened on first use."""
         return await self._s3.get()
 
-    async def _open_sns(self) -> RetryingSns:
-        plane = await self._stack.enter_async_context(self._transport.open_sns(self._settings))
-        return RetryingSns(plane, self.retry)
-
-    async def _open_s3(self) -> RetryingObjectStore:
-        plane = await self._stack.enter_async_context(self._transport.open_s3(self._settings))
-        return RetryingObjectStore(plane, self.retry)
-
     async def dynamodb(self) -> RetryingKeyValueTable:
         """The DynamoDB plane of record stores (idempotency), opened on first use."""
         return await self._dynamodb.get()
 
+    async def _open(self, opener: Callable[[ConnectionSettings], AbstractAsyncContextManager[P]]) -> P:
+        """A plane opened into the connection's stack (closed with it)."""
+        return await self._stack.enter_async_context(opener(self._settings))
+
+    async def _open_sns(self) -> RetryingSns:
+        return RetryingSns(await self._open(self._transport.open_sns), self.retry)
+
+    async def _open_s3(self) -> RetryingObjectStore:
+        return RetryingObjectStore(await self._open(self._transport.open_s3), self.retry)
+
     async def _open_dynamodb(self) -> RetryingKeyValueTable:
-        opener = getattr(self._transport, "open_dynamodb", None)
-        if opener is None:
+        if not isinstance(self._transport, TableTransport):
             raise ConfigError(f"transport {self._transport!r} does not provide DynamoDB (open_dynamodb)")
-        transport: TableTransport = self._transport  # type: ignore[assignment]
-        plane = await self._stack.enter_async_context(transport.open_dynamodb(self._settings))
-        return RetryingKeyValueTable(plane, self.retry)
+        return RetryingKeyValueTable(await self._open(self._transport.open_dynamodb), self.retry)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack
 
 import anyio
 
@@ -93,6 +93,22 @@ def _unanswered(operation: str, count: int) -> list[str | QfanError]:
     return [QfanError(f"{operation} returned no result for this entry") for _ in range(count)]
 
 
+class MessageOptions(TypedDict, total=False):
+    """What a message may carry besides its body (``Queue.send``'s keyword options)."""
+
+    delay: Delay | None
+    delay_until: datetime | None
+    group_id: str | None
+    dedup_id: str | None
+    attributes: Mapping[str, AttributeValue] | None
+
+
+class SendOptions(MessageOptions, total=False):
+    """:class:`MessageOptions`, and a topic's ``subject``."""
+
+    subject: str | None
+
+
 class Outbound:
     """The outbound pipeline of one declared queue or topic.
 
@@ -131,23 +147,14 @@ class Outbound:
             serial=destination.fifo,
         )
 
-    def prepare(
-        self,
-        value: object,
-        *,
-        delay: Delay | None = None,
-        delay_until: datetime | None = None,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
-        attributes: Mapping[str, AttributeValue] | None = None,
-        subject: str | None = None,
-    ) -> Outgoing:
+    def prepare(self, value: object, **options: Unpack[SendOptions]) -> Outgoing:
         """Encode and check one message (size left to :meth:`fit` when it may be offloaded).
 
         A delay longer than one hop goes out as one hop with the due time in ``qfan-due-at`` (see
         :mod:`qfan._pipeline._delays`).
         """
-        hop, due_at = self._delays.schedule(delay, delay_until)
+        attributes = options.get("attributes")
+        hop, due_at = self._delays.schedule(options.get("delay"), options.get("delay_until"))
         if due_at is not None:
             if self.destination.fifo or not self.destination.delay_allowed:
                 raise ConfigError(
@@ -162,11 +169,12 @@ class Outbound:
             self.destination,
             value,
             delay=hop,
-            group_id=group_id,
-            dedup_id=dedup_id,
+            group_id=options.get("group_id"),
+            dedup_id=options.get("dedup_id"),
             attributes=attributes,
             check_size=self.payloads is None,
         )
+        subject = options.get("subject")
         return entry if subject is None else replace(entry, subject=subject)
 
     async def fit(self, entry: Outgoing) -> Outgoing:

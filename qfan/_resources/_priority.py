@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, Unpack
 
 import anyio
 
 from .._exceptions import ConfigError
 from .._pipeline._delays import Delay
 from .._pipeline._message import Message
+from .._pipeline._outbound import MessageOptions
 from .._wire._attributes import AttributeValue
 from ._declaration import QueueInfo
 from ._levels import MODES, Levels, Mode
@@ -159,20 +160,10 @@ class PriorityQueue(Generic[T]):
                 tg.start_soon(one, level, queue)
         return {level: results[level] for level in self.levels}
 
-    async def send(
-        self,
-        value: T,
-        *,
-        priority: str | None = None,
-        delay: Delay | None = None,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
-        attributes: Mapping[str, AttributeValue] | None = None,
-    ) -> str:
-        """Send one message to level ``priority``; returns its SQS message id (see :meth:`Queue.send`)."""
-        return await self.level(priority).send(
-            value, delay=delay, group_id=group_id, dedup_id=dedup_id, attributes=attributes
-        )
+    async def send(self, value: T, *, priority: str | None = None, **options: Unpack[MessageOptions]) -> str:
+        """Send one message to level ``priority``; returns its SQS message id (see :meth:`Queue.send` for
+        ``delay``, ``delay_until``, ``group_id``, ``dedup_id`` and ``attributes``)."""
+        return await self.level(priority).send(value, **options)
 
     async def send_many(
         self,

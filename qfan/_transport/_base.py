@@ -178,6 +178,7 @@ class Transport(Protocol):
         ...
 
 
+@runtime_checkable
 class TableTransport(Protocol):
     """A transport that also opens DynamoDB (the AWS transports do; it is optional for others)."""
 

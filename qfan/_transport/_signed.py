@@ -150,47 +150,38 @@ class SignedClient:
         """One signed request to ``path`` (already URI-encoded: it is both sent and signed as given);
         ``read`` turns a success answer into the result while it is open. ``payload_hash`` is signed instead
         of the payload's SHA-256 (S3's ``UNSIGNED-PAYLOAD``)."""
-        try:
-            return await self._send(operation, method, path, headers, payload, read, payload_hash)
-        except _ClockSkewed as skewed:
-            # The offset stays for every later call; this one is signed again, once, on the corrected clock.
-            self._clock_offset = skewed.offset
-        try:
-            return await self._send(operation, method, path, headers, payload, read, payload_hash)
-        except _ClockSkewed as again:
-            raise again.error from None
-
-    async def _send(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        headers: Mapping[str, str],
-        payload: bytes,
-        read: Callable[[aiohttp.ClientResponse], Awaitable[T]],
-        payload_hash: str | None,
-    ) -> T:
-        """One signed request; raises the mapped error, or ``_ClockSkewed`` for a clock-skew error."""
-        credentials = await self._frozen_credentials(operation)
-        signed = self._signer.sign(
-            path=path,
-            headers=headers,
-            body=payload,
-            access_key=credentials.access_key,
-            secret_key=credentials.secret_key,
-            token=credentials.token,
-            now=datetime.now(UTC) + self._clock_offset,
-            method=method,
-            payload_hash=payload_hash,
-        )
         url = self._url if path == self._path else URL(self._origin + path, encoded=True)
-        with map_aws_errors(operation):
-            async with self._http.request(
-                method, url, data=_payload(payload), headers={**headers, **signed}, **self._post_options
-            ) as response:
-                if response.status >= 300:
-                    raise self._error(operation, response.status, response.headers, await response.read())
-                return await read(response)
+        for attempt in (1, 2):  # a clock-skew answer: the offset stays, this request is signed again, once
+            credentials = await self._frozen_credentials(operation)
+            signed = self._signer.sign(
+                path=path,
+                headers=headers,
+                body=payload,
+                access_key=credentials.access_key,
+                secret_key=credentials.secret_key,
+                token=credentials.token,
+                now=datetime.now(UTC) + self._clock_offset,
+                method=method,
+                payload_hash=payload_hash,
+            )
+            try:
+                with map_aws_errors(operation):
+                    async with self._http.request(
+                        method,
+                        url,
+                        data=_payload(payload),
+                        headers={**headers, **signed},
+                        **self._post_options,
+                    ) as response:
+                        if response.status >= 300:
+                            body = await response.read()
+                            raise self._error(operation, response.status, response.headers, body)
+                        return await read(response)
+            except _ClockSkewed as skewed:
+                if attempt == 2:
+                    raise skewed.error from None
+                self._clock_offset = skewed.offset
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _error(self, operation: str, status: int, headers: CIMultiDictProxy[str], body: bytes) -> Exception:
         if status < 400:
