@@ -6,7 +6,10 @@ Each chosen emulator is started once per session and shared, so tests must use `
 
 Which transports the apps from ``make_app`` use for the per-message SQS calls: ``--transport fast`` /
 ``--transport botocore`` (repeatable), else the comma-separated ``QFAN_TEST_TRANSPORT`` variable, else both:
-every test that builds its apps with ``make_app`` runs once per transport and emulator.
+every test that builds its apps with ``make_app`` runs once per transport and emulator. Test modules marked
+``one_transport`` (features above the transport: Lambda, the archive sink, flow control, idempotency, long
+delays, the process supervisor, worker lifecycle, redrive) run on the first chosen transport only; the plane
+contract suite and the core send/receive/worker tests run on both.
 """
 
 from __future__ import annotations
@@ -104,7 +107,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "emulator_name" in metafunc.fixturenames:
         metafunc.parametrize("emulator_name", chosen_emulators(metafunc.config), scope="session")
     if "transport" in metafunc.fixturenames:
-        metafunc.parametrize("transport", chosen_transports(metafunc.config))
+        transports = chosen_transports(metafunc.config)
+        if metafunc.definition.get_closest_marker("one_transport"):
+            transports = transports[:1]  # behaviour above the transport: once is enough
+        metafunc.parametrize("transport", transports)
 
 
 @pytest.fixture(scope="session")

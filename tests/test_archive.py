@@ -16,6 +16,8 @@ import qfan
 from .helpers import AppFactory
 from .support.aws import raw_client
 
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+
 WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 

@@ -10,10 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import pytest
 
 from .helpers import AppFactory
 from .support.workers import ROOT
 from .test_archive import Tick, lines, queue_counts, s3_objects, tick
+
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
 
 
 def start_archive(

@@ -6,12 +6,15 @@ from collections.abc import Callable
 
 import anyio
 import msgspec
+import pytest
 
 import qfan
 
 from .helpers import one_transport_app, wait_for
 from .support.proxy import Proxy
 from .test_workers import run_until
+
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
 
 
 class Call(msgspec.Struct):

@@ -8,11 +8,14 @@ from typing import Any
 
 import anyio
 import msgspec
+import pytest
 
 import qfan
 
 from .helpers import one_transport_app, wait_for
 from .test_workers import run_until
+
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
 
 
 class Payment(msgspec.Struct):

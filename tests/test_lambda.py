@@ -19,6 +19,8 @@ from .helpers import AppFactory
 from .support.aws import object_exists, raw_client
 from .support.lambda_events import FakeContext, receive_raw, sns_event, sqs_event
 
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+
 NOW = qfan.Backoff(initial=0, maximum=1, jitter=0)
 
 

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import anyio
 import msgspec
+import pytest
 from cfnlint.api import lint_all
 
 from .helpers import AppFactory
+
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lambda_thumbnails"
 

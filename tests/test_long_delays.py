@@ -15,6 +15,8 @@ import qfan
 from .helpers import one_transport_app, wait_for
 from .support.proxy import Proxy, server_error
 
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+
 
 class Reminder(msgspec.Struct):
     text: str

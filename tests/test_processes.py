@@ -17,6 +17,8 @@ from .support.workers import handled, start_recording_worker
 from .test_cli import qfan as qfan_cli
 from .test_worker_process import send_items, wait_for
 
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+
 
 def pids_of(path: Path) -> dict[int, int]:
     """id -> pid of the process that handled it (the last one, if several)."""

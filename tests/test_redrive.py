@@ -18,6 +18,8 @@ from .helpers import AppFactory
 from .support.proxy import Proxy, respond
 from .test_cli import qfan as qfan_cli
 
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+
 REGION = ["--region", "us-east-1"]
 
 

@@ -14,11 +14,14 @@ from typing import Any
 import aiohttp
 import anyio
 import msgspec
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .helpers import AppFactory
 from .support.workers import handled, start_recording_worker
 from .test_cli import qfan as qfan_cli
+
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
 
 
 class Item(msgspec.Struct):

@@ -19,6 +19,8 @@ from .support.aws import raw_client
 from .support.workers import handled, start_recording_worker
 from .test_workers import run_until
 
+pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+
 LONG_POLL = 20  # the receive wait every worker here uses: what a missed wake-up would cost
 
 
