@@ -20,7 +20,7 @@ import anyio
 from .._exceptions import ConfigError, MessageError
 from .._pipeline._hooks import HookSet
 from .._pipeline._inbound import arrive
-from .._pipeline._message import Message
+from .._pipeline._message import AwaitedSettler, Message
 from .._resources._queue import Queue
 from .._resources._topic import Topic
 from .._wire._codec import Decoder
@@ -64,7 +64,7 @@ class TopicHandler:
         self.decoder = Decoder(self.handler.body_type)
 
 
-class _Notification:
+class _Notification(AwaitedSettler):
     """The settler of a notification: there is nothing to delete or to make visible again."""
 
     def __init__(self, name: str) -> None:

@@ -31,7 +31,7 @@ import anyio
 from .._exceptions import ConfigError, QfanError
 from .._pipeline._hooks import HookSet
 from .._pipeline._inbound import arrive
-from .._pipeline._message import Message
+from .._pipeline._message import AwaitedSettler, Message
 from .._resources._queue import Queue
 from .._transport import ReceivedMessage
 from .._wire._codec import Decoder
@@ -48,7 +48,7 @@ Opener = Callable[[], Awaitable[None]]
 """Opens the app's connection if it is not open yet (only what needs AWS calls it)."""
 
 
-class LambdaReceipts:
+class LambdaReceipts(AwaitedSettler):
     """Settles one queue's messages as Lambda's event source mapping expects (a :class:`Settler`).
 
     ``ack`` records the message as done (Lambda deletes what is not reported); an offloaded message is

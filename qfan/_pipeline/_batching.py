@@ -4,16 +4,24 @@ Each caller submits one entry and awaits its own outcome. The first caller of a 
 briefly so that concurrent callers can join, then flushes. A batch that fills up (10 entries, or the byte
 limit) is flushed at once by the caller that filled it. Flushing is shielded from cancellation, so a leader
 cancelled while lingering still sends everybody else's entries: no entry is ever left without an outcome.
+
+A caller that must not wait (a worker freeing its slot once a delete is queued) submits with
+:meth:`Coalescer.submit_soon` and a callback: the batch it opens is led by a task of its own, one per batch
+rather than one per entry, and the callback gets the entry's outcome when the batch is flushed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Generic, TypeVar
 
 import anyio
 
 from .._exceptions import QfanError
+
+logger = logging.getLogger("qfan")
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -23,8 +31,25 @@ MAX_BATCH_ENTRIES = 10
 Flush = Callable[[Sequence[In]], Awaitable[Sequence[Out | QfanError]]]
 
 
+Done = Callable[[Out | QfanError], None]
+"""Called once with an entry's outcome (a result or a QfanError) when its batch is flushed."""
+
+Finished = Callable[[QfanError | None], None]
+"""Called once when work done without waiting for it is over: ``None``, or the error that undid it."""
+
+_tasks: set[asyncio.Task[Any]] = set()  # strong references to running background tasks
+
+
+def spawn(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` in a task of its own on the running loop, referenced until it ends (its caller keeps
+    track of completion through callbacks, not through the task)."""
+    task = asyncio.get_running_loop().create_task(work)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
 class _Batch(Generic[In, Out]):
-    __slots__ = ("done", "entries", "flushing", "results", "size")
+    __slots__ = ("callbacks", "done", "entries", "flushing", "results", "size")
 
     def __init__(self) -> None:
         self.entries: list[In] = []
@@ -32,6 +57,7 @@ class _Batch(Generic[In, Out]):
         self.flushing = False
         self.done = anyio.Event()
         self.results: Sequence[Out | QfanError] = ()
+        self.callbacks: list[tuple[int, Done[Out]]] = []
 
 
 class Coalescer(Generic[In, Out]):
@@ -61,6 +87,33 @@ class Coalescer(Generic[In, Out]):
 
     async def submit(self, entry: In) -> Out:
         """Add ``entry`` to a batch and return its outcome; raises the entry's own error."""
+        batch, index, leader = self._add(entry)
+        if len(batch.entries) >= self._max_entries:
+            self._open = None
+            await self._send(batch)
+        elif leader:
+            await self._lead(batch)
+        await batch.done.wait()
+        outcome = batch.results[index]
+        if isinstance(outcome, QfanError):
+            raise outcome
+        return outcome
+
+    def submit_soon(self, entry: In, done: Done[Out]) -> None:
+        """Add ``entry`` to a batch without waiting for it: ``done`` gets its outcome once the batch is
+        flushed (by a task of its own when this entry opens or fills the batch). ``done`` runs on the event
+        loop and must not block; an exception it raises is logged."""
+        batch, index, leader = self._add(entry)
+        batch.callbacks.append((index, done))
+        if len(batch.entries) >= self._max_entries:
+            self._open = None
+            spawn(self._send(batch))
+        elif leader:
+            spawn(self._lead(batch))
+
+    def _add(self, entry: In) -> tuple[_Batch[In, Out], int, bool]:
+        """Put ``entry`` in the open batch (opening one if there is none or it has no room): the batch,
+        the entry's index in it, and whether this entry opened it (and so leads it)."""
         size = self._size_of(entry) if self._size_of is not None else 0
         batch = self._open
         if batch is not None and not self._fits(batch, size):
@@ -71,21 +124,16 @@ class Coalescer(Generic[In, Out]):
         index = len(batch.entries)
         batch.entries.append(entry)
         batch.size += size
-        if len(batch.entries) >= self._max_entries:
-            self._open = None
+        return batch, index, leader
+
+    async def _lead(self, batch: _Batch[In, Out]) -> None:
+        """Linger for company, then flush (at once if cancelled while lingering)."""
+        try:
+            await anyio.sleep(self._linger)
+        finally:
+            if self._open is batch:
+                self._open = None
             await self._send(batch)
-        elif leader:
-            try:
-                await anyio.sleep(self._linger)
-            finally:
-                if self._open is batch:
-                    self._open = None
-                await self._send(batch)
-        await batch.done.wait()
-        outcome = batch.results[index]
-        if isinstance(outcome, QfanError):
-            raise outcome
-        return outcome
 
     def _fits(self, batch: _Batch[In, Out], size: int) -> bool:
         return self._max_bytes is None or batch.size + size <= self._max_bytes
@@ -112,3 +160,8 @@ class Coalescer(Generic[In, Out]):
                     lost = QfanError("batch flush returned no outcome for this entry")
                     batch.results = [*batch.results, *[lost] * len(batch.entries)][: len(batch.entries)]
                 batch.done.set()
+                for index, done in batch.callbacks:
+                    try:
+                        done(batch.results[index])
+                    except Exception:  # one caller's callback must not keep the others from their outcome
+                        logger.exception("qfan: a batch entry's completion callback failed")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
-from .._exceptions import ChecksumMismatch, ConfigError, DecodeError, MessageError, PayloadRefused
+from .._exceptions import ChecksumMismatch, ConfigError, DecodeError, MessageError, PayloadRefused, QfanError
 from .._transport import ReceivedMessage, WireAttributes, corruption_of
 from .._wire._attributes import AttributeValue, from_wire
 from .._wire._codec import Decoder
 from .._wire._envelope import AcceptedTopics, SnsEnvelope, looks_like_envelope, unwrap
 from .._wire._limits import MAX_VISIBILITY
 from .._wire._pointer import PayloadLocation
+from ._batching import Finished, spawn
 from ._payloads import Fetched
 
 T = TypeVar("T")
@@ -31,6 +33,42 @@ class Settler(Protocol):
     ) -> None: ...
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
+
+    def delete_receipt_soon(
+        self,
+        receipt_handle: str,
+        payload: PayloadLocation | None,
+        done: Finished,
+    ) -> None:
+        """Like ``delete_receipt``, without waiting: ``done`` gets ``None`` or the error once it is over."""
+        ...
+
+
+class AwaitedSettler(ABC):
+    """A settler whose deletes are plain awaited calls: ``delete_receipt_soon`` runs one in a task."""
+
+    @abstractmethod
+    async def delete_receipt(self, receipt_handle: str, *, payload: PayloadLocation | None = None) -> None:
+        """Delete one message by receipt handle (then its payload, where that applies)."""
+
+    def delete_receipt_soon(
+        self,
+        receipt_handle: str,
+        payload: PayloadLocation | None,
+        done: Finished,
+    ) -> None:
+        """Run :meth:`delete_receipt` in a task of its own; ``done`` gets ``None`` or its error."""
+        spawn(self._delete_then(receipt_handle, payload, done))
+
+    async def _delete_then(
+        self, receipt_handle: str, payload: PayloadLocation | None, done: Finished
+    ) -> None:
+        try:
+            await self.delete_receipt(receipt_handle, payload=payload)
+        except QfanError as exc:
+            done(exc)
+        else:
+            done(None)
 
 
 def _timestamp(system: Mapping[str, str], name: str) -> datetime | None:
@@ -186,6 +224,24 @@ class Message(Generic[T]):
         payload = self.payload if self._owns_payload else None
         await self._settler.delete_receipt(self.receipt_handle, payload=payload)
         self._settled = True
+
+    def ack_soon(self, done: Finished) -> None:
+        """:meth:`ack` without waiting for it: the delete joins the queue's next batch, and ``done`` gets
+        ``None`` once the message is deleted (or was already), or the error that kept it from being deleted
+        (the message then comes back after its visibility timeout). For a caller that must not hold anything
+        while the delete is in flight (a worker's slot); ``done`` runs on the event loop and must not block.
+        """
+        if self._settled:
+            done(None)
+            return
+
+        def deleted(error: QfanError | None) -> None:
+            if error is None:
+                self._settled = True
+            done(error)
+
+        payload = self.payload if self._owns_payload else None
+        self._settler.delete_receipt_soon(self.receipt_handle, payload, deleted)
 
     async def nack(self, delay: int = 0) -> None:
         """Give the message back: it becomes visible again after ``delay`` seconds (0 = now)."""

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .._exceptions import QfanError
 from .._transport import ReceiptEntry, RetryingSqs, VisibilityEntry
 from .._wire._pointer import PayloadLocation, split_receipt_handle
-from ._batching import Coalescer
+from ._batching import Coalescer, Finished, spawn
 from ._payloads import Payloads
 
 
@@ -39,14 +39,51 @@ class Receipts:
         policy deletes on ack and allows its bucket and key; a failure there is logged and counted, never
         raised.
         """
-        handle, marked = split_receipt_handle(receipt_handle)
+        handle, location = self._split(receipt_handle, payload)
         await self._deletes.submit(handle)
+        if location is not None:
+            await self._payloads_of(location)
+
+    def delete_soon(
+        self,
+        receipt_handle: str,
+        payload: PayloadLocation | None,
+        done: Finished,
+    ) -> None:
+        """:meth:`delete` without waiting: ``done`` gets ``None`` once the message (and its payload, as
+        :meth:`delete` would) is deleted, or the error that kept the message from being deleted."""
+        handle, location = self._split(receipt_handle, payload)
+
+        def deleted(outcome: QfanError | None) -> None:
+            if outcome is not None or location is None:
+                done(outcome)
+            else:
+                spawn(self._then_payload(location, done))
+
+        self._deletes.submit_soon(handle, deleted)
+
+    def _split(
+        self, receipt_handle: str, payload: PayloadLocation | None
+    ) -> tuple[str, PayloadLocation | None]:
+        """The SQS receipt handle, and the payload to delete after the message (``None``: none to)."""
+        handle, marked = split_receipt_handle(receipt_handle)
         location = payload or marked
         payloads = self._payloads
         if location is None or payloads is None or not payloads.policy.delete_payload_on_ack:
-            return
-        if payloads.policy.allows(location.bucket, location.key):  # a forged pointer deletes nothing
-            await payloads.delete(location)
+            return handle, None
+        if not payloads.policy.allows(location.bucket, location.key):  # a forged pointer deletes nothing
+            return handle, None
+        return handle, location
+
+    async def _payloads_of(self, location: PayloadLocation) -> None:
+        assert self._payloads is not None
+        await self._payloads.delete(location)
+
+    async def _then_payload(self, location: PayloadLocation, done: Finished) -> None:
+        try:
+            await self._payloads_of(location)
+        finally:
+            done(None)
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         """Set one message's visibility timeout (coalesced into ChangeMessageVisibilityBatch)."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from .._exceptions import ConfigError, MessageTooLarge
-from .._pipeline._batching import MAX_BATCH_ENTRIES
+from .._pipeline._batching import MAX_BATCH_ENTRIES, Finished
 from .._pipeline._connection import Connection
 from .._pipeline._delays import Delay, Postponer
 from .._pipeline._inbound import arrive
@@ -362,6 +362,17 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
         logged and counted (:attr:`payload_delete_failures`), never raised.
         """
         await (await self._state()).receipts.delete(receipt_handle, payload)
+
+    def delete_receipt_soon(
+        self,
+        receipt_handle: str,
+        payload: PayloadLocation | None,
+        done: Finished,
+    ) -> None:
+        """:meth:`delete_receipt` without waiting: the delete joins the next batch, and ``done`` gets ``None``
+        once the message (then its payload) is deleted, or the error that kept the message. The queue is
+        declared already: the message came from it."""
+        self._known().receipts.delete_soon(receipt_handle, payload, done)
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         """Set one message's visibility timeout (coalesced into ChangeMessageVisibilityBatch).

@@ -22,6 +22,7 @@ import anyio.abc
 from .._exceptions import PayloadError, QfanError, QueueNotFound, RemoteError, RequestTimeout
 from .._pipeline._connection import Connection
 from .._pipeline._inbound import arrive
+from .._pipeline._message import AwaitedSettler
 from .._pipeline._payloads import Payloads
 from .._resources._queue import Queue
 from .._transport import ReceiptEntry, ReceivedMessage, VisibilityEntry
@@ -66,7 +67,7 @@ class _Pending:
         return self.value
 
 
-class ReplyRouter:
+class ReplyRouter(AwaitedSettler):
     """The requesting side of one app: owns the reply queue and routes replies to the waiting requests."""
 
     def __init__(self, app_name: str) -> None:

@@ -18,7 +18,9 @@ Flow for one worker::
   in order; a failure releases the group's later messages); elsewhere every message is its own group.
 - Settling: success or ``Ack`` -> delete; ``Retry`` or an exception -> visible again after a backoff;
   ``Reject``, poison (undecodable) or too many attempts -> copy to the dead-letter queue with the reason,
-  then delete. Nothing is deleted before its outcome is final.
+  then delete. Nothing is deleted before its outcome is final. On a standard queue a runner does not wait
+  for the delete: it is queued for the next batch and the message's slot is free at once, while the
+  heartbeat keeps the message until the delete is acknowledged (:class:`~._executor.PendingAcks`).
 - Stopping: receivers stop, held messages that have not started are released at once (visibility 0),
   running handlers get ``drain_timeout`` seconds to finish; what is still running then is cancelled and
   its message released. A receive still out is not cut off (the server would hand what arrives to nobody):
@@ -45,7 +47,7 @@ from .._exceptions import QfanError
 from .._pipeline._hooks import HookSet
 from .._pipeline._message import Message
 from .._wire._codec import Decoder
-from ._executor import SettleExecutor
+from ._executor import PendingAcks, SettleExecutor
 from ._heartbeat import VisibilityHeartbeat
 from ._intake import Activity, Level, ReceiveCalls, gather_slots
 from ._runner import HandlerRunner
@@ -78,7 +80,8 @@ class WorkerEngine:
         ]
         self._by_queue = {level.queue.name: level for level in self._levels}
         queues_by_name = {level.queue.name: level.queue for level in self._levels}
-        self._executor = SettleExecutor(worker, queues_by_name, self._forget)
+        self._acks = None if self.fifo else PendingAcks(worker, self._deleted)
+        self._executor = SettleExecutor(worker, queues_by_name, self._forget, self._acks)
         self._handler = HandlerRunner(
             worker, queues_by_name, self._executor, hooks if hooks is not None else HookSet(), middleware
         )
@@ -139,6 +142,8 @@ class WorkerEngine:
                         self._idle = anyio.Event()
                         await self._idle.wait()
                 work.cancel_scope.cancel()
+            if self._acks is not None:
+                await self._acks.wait()  # the heartbeat keeps their messages meanwhile
             outer.cancel_scope.cancel()
         logger.info("worker %s stopped: %s", self.worker.name, self.stats.summary())
 
@@ -239,6 +244,8 @@ class WorkerEngine:
             by_level[level.name] = by_level.get(level.name, 0) + 1
 
     def _forget(self, message: Message[Any]) -> None:
+        """The message's slot is free: it is settled, or its delete is queued (then :meth:`_deleted` stops
+        tracking it once the delete is over)."""
         if message in self._held:
             self._held.discard(message)
             level = self._by_queue[message.queue]
@@ -246,10 +253,21 @@ class WorkerEngine:
                 self._started.discard(message)
             else:
                 self._scheduler.held(level.index, -1)
-            self._heartbeat.untrack(message)
+            if not self._deleting(message):
+                self._heartbeat.untrack(message)
+                self.stats.in_flight -= 1
             level.slots.release()
+            self.activity.busy()
+
+    def _deleted(self, message: Message[Any]) -> None:
+        """A queued delete is over (done, or failed: the message comes back after its visibility timeout)."""
+        if message not in self._held:  # else _forget, still to come, stops tracking it
+            self._heartbeat.untrack(message)
             self.stats.in_flight -= 1
             self.activity.busy()
+
+    def _deleting(self, message: Message[Any]) -> bool:
+        return self._acks is not None and message in self._acks.messages
 
     # -- running --------------------------------------------------------------------------------------
 
@@ -296,8 +314,9 @@ class WorkerEngine:
         try:
             return await self._handler.run(message)
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._executor.release([message])  # cancelled mid-way (drain timeout): give it back
+            if not self._deleting(message):
+                with anyio.CancelScope(shield=True):  # cancelled mid-way (drain timeout): give it back
+                    await self._executor.release([message])
             raise
         finally:
             self._forget(message)
@@ -312,7 +331,8 @@ class WorkerEngine:
                 await self._handler.run_batch(messages, self._release_one)
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await self._executor.release([m for m in messages if m in self._held and not m.settled])
+                    unsettled = [m for m in messages if m in self._held and not m.settled]
+                    await self._executor.release([m for m in unsettled if not self._deleting(m)])
                 raise
         finally:
             for message in messages:

@@ -3,12 +3,20 @@
 What to do is :func:`qfan._settle.decide`'s (pure); this does it, and never loses a message doing so: a
 failed copy to the dead-letter queue leaves the message to be retried, a failed delete or visibility change
 leaves it to come back after its visibility timeout.
+
+A worker on a standard queue does not wait for its deletes (:class:`PendingAcks`): the delete is queued for
+the next batch and the worker's runner and slot go to the next message, while the message stays tracked
+(heartbeat, in-flight count) until the delete is acknowledged. The worker waits for its pending deletes before
+it stops. Waiting for the delete's round trip would cap a worker at ``concurrency / RTT`` messages per second
+(about 700/s for 32 runners 20 ms away from SQS). A FIFO worker still waits: the next message of a group must
+not run before the previous one is surely gone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import anyio
@@ -27,6 +35,42 @@ DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SO
 _MAX_REASON = 1_000
 
 
+class PendingAcks:
+    """The deletes a worker queued without waiting for them (see the module docstring).
+
+    Args:
+        worker: the worker (its name and stats: ``succeeded`` counts a delete once it is acknowledged).
+        deleted: called for every message once its delete is over, done or failed.
+    """
+
+    def __init__(self, worker: Worker, deleted: Callable[[Message[Any]], None]) -> None:
+        self.worker = worker
+        self.messages: set[Message[Any]] = set()
+        self._deleted = deleted
+        self._idle: anyio.Event | None = None
+
+    def start(self, message: Message[Any]) -> None:
+        """Queue the message's delete."""
+        self.messages.add(message)
+        message.ack_soon(partial(self._done, message))
+
+    def _done(self, message: Message[Any], error: QfanError | None) -> None:
+        self.messages.discard(message)
+        if error is None:
+            self.worker.stats.succeeded += 1
+        else:
+            logger.error("worker %s: ack of %s failed: %s", self.worker.name, message.message_id, error)
+        self._deleted(message)
+        if not self.messages and self._idle is not None:
+            self._idle.set()
+
+    async def wait(self) -> None:
+        """Until every queued delete is over."""
+        while self.messages:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+
 class SettleExecutor:
     """Performs one worker's settle actions and keeps its counters.
 
@@ -34,15 +78,21 @@ class SettleExecutor:
         worker: the worker (its name, backoff and stats).
         queues: the worker's queues by name (a message names the queue it came from).
         forget: called for every message given back unstarted (the engine stops tracking it).
+        acks: where deletes are queued without waiting (``None``: every delete is awaited).
     """
 
     def __init__(
-        self, worker: Worker, queues: Mapping[str, Queue[Any]], forget: Callable[[Message[Any]], None]
+        self,
+        worker: Worker,
+        queues: Mapping[str, Queue[Any]],
+        forget: Callable[[Message[Any]], None],
+        acks: PendingAcks | None = None,
     ) -> None:
         self.worker = worker
         self.stats = worker.stats
         self._queues = queues
         self._forget = forget
+        self.acks = acks
 
     async def perform(self, message: Message[Any], action: Action) -> bool:
         """Carry out a settle decision; True when the message is gone because it was handled."""
@@ -50,6 +100,9 @@ class SettleExecutor:
             self.stats.succeeded += 1
             return True
         if isinstance(action, Delete):
+            if self.acks is not None:
+                self.acks.start(message)
+                return True
             try:
                 await message.ack()
             except QfanError as exc:
