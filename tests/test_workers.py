@@ -13,6 +13,7 @@ import pytest
 import qfan
 
 from .helpers import AppFactory
+from .support.proxy import Proxy, latency, server_error
 
 
 class Job(msgspec.Struct):
@@ -336,3 +337,55 @@ async def test_a_stop_before_run_starts_is_not_lost(
             await app.run()  # returns at once instead of running forever
         await queue.send("after")
         await run_until(app, lambda: handled == ["after"])  # and a later run starts afresh
+
+
+async def test_a_slow_delete_does_not_hold_the_worker_and_stop_waits_for_it(
+    make_app: AppFactory, proxy: Proxy, unique_name: Callable[..., str]
+) -> None:
+    """A handled message's slot is free once its delete is queued: every message is handled while no delete
+    has come back yet; the heartbeat keeps them meanwhile, and stopping waits for the deletes."""
+    app = make_app(endpoint_url=proxy.endpoint_url)
+    queue = app.queue(unique_name(), Job, visibility_timeout=30)
+    done: list[int] = []
+    at_last_handled: dict[str, int] = {}
+
+    @app.worker(queue, name="quick", concurrency=2, prefetch=2)
+    async def handle(job: Job) -> None:
+        done.append(job.n)
+        if len(done) == 12:
+            stats = app.stats()["quick"]
+            at_last_handled["succeeded"] = stats.succeeded
+
+    async with app:
+        await queue.send_many([Job(i) for i in range(12)])
+        proxy.inject("DeleteMessageBatch", latency(3), times=12)  # every delete batch takes 3 s
+        await run_until(app, lambda: len(done) == 12, limit=30)  # stops at once: the deletes are pending
+        stats = app.stats()["quick"]
+        assert stats.succeeded == 12  # run() returned only once every delete was acknowledged
+        assert await queue.receive(wait=0) == []
+    assert sorted(done) == list(range(12))
+    # Twelve messages through four slots (concurrency + prefetch), while none of their deletes had come back.
+    assert at_last_handled["succeeded"] == 0
+    assert stats.in_flight == 0
+
+
+async def test_a_queued_delete_that_fails_brings_the_message_back(
+    make_app: AppFactory, proxy: Proxy, unique_name: Callable[..., str]
+) -> None:
+    """The delete is not awaited by the handler's runner, but its failure is not lost: the message is
+    delivered again after its visibility timeout and handled again (at least once)."""
+    app = make_app(endpoint_url=proxy.endpoint_url)
+    queue = app.queue(unique_name(), Job, visibility_timeout=1)
+    handled: Counter[int] = Counter()
+
+    @app.worker(queue, name="redelivered", concurrency=1, prefetch=0)
+    async def handle(job: Job) -> None:
+        handled[job.n] += 1
+
+    async with app:
+        await queue.send(Job(7))
+        proxy.inject("DeleteMessageBatch", server_error(500), times=5)  # every retry of the first delete
+        await run_until(app, lambda: app.stats()["redelivered"].succeeded == 1, limit=30)
+        assert await queue.receive(wait=0) == []
+    assert handled[7] == 2
+    assert app.stats()["redelivered"].received == 2

@@ -255,15 +255,14 @@ class WorkerEngine:
                 self._scheduler.held(level.index, -1)
             if not self._deleting(message):
                 self._heartbeat.untrack(message)
-                self.stats.in_flight -= 1
             level.slots.release()
+            self.stats.in_flight -= 1
             self.activity.busy()
 
     def _deleted(self, message: Message[Any]) -> None:
         """A queued delete is over (done, or failed: the message comes back after its visibility timeout)."""
         if message not in self._held:  # else _forget, still to come, stops tracking it
             self._heartbeat.untrack(message)
-            self.stats.in_flight -= 1
             self.activity.busy()
 
     def _deleting(self, message: Message[Any]) -> bool:
