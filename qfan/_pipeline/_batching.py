@@ -12,14 +12,16 @@ rather than one per entry, and the callback gets the entry's outcome when the ba
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
 from .._exceptions import QfanError
+
+if TYPE_CHECKING:
+    import asyncio
 
 logger = logging.getLogger("qfan")
 
@@ -43,6 +45,8 @@ _tasks: set[asyncio.Task[Any]] = set()  # strong references to running backgroun
 def spawn(work: Coroutine[Any, Any, None]) -> None:
     """Run ``work`` in a task of its own on the running loop, referenced until it ends (its caller keeps
     track of completion through callbacks, not through the task)."""
+    import asyncio  # loaded with the first event loop, not with ``import qfan`` (cold starts)
+
     task = asyncio.get_running_loop().create_task(work)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
