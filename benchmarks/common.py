@@ -16,6 +16,10 @@ PAD = "x"
 _BID = re.compile(r'"bid":\s*(\d+)')
 
 
+LATENCY = {"e2e-20ms": 0.02}
+"""Scenarios run through the latency proxy: seconds it adds each way."""
+
+
 @dataclass
 class Job:
     """One cell of the table: a client running a scenario against prepared resources."""

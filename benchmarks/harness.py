@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .clients import CLIENTS, scenario_function
-from .common import Job, NotAvailable, Outcome, percentile
+from .common import LATENCY, Job, NotAvailable, Outcome, percentile
 from .latency import latency_proxy
 from .resources import FANOUT_QUEUES, Admin, Resources
 from .servers import Server
@@ -32,7 +32,6 @@ SCENARIOS: dict[str, str] = {
 }
 BASE_SCENARIO = {"e2e-20ms": "e2e"}
 """Scenarios that run another scenario's client code under different conditions."""
-LATENCY = {"e2e-20ms": 0.02}
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -9,7 +9,9 @@ Which transports the apps from ``make_app`` use for the per-message SQS calls: `
 every test that builds its apps with ``make_app`` runs once per transport and emulator. Test modules marked
 ``one_transport`` (features above the transport: Lambda, the archive sink, flow control, idempotency, long
 delays, the process supervisor, worker lifecycle, redrive) run on the first chosen transport only; the plane
-contract suite and the core send/receive/worker tests run on both.
+contract suite and the core send/receive/worker tests run on both. Test modules marked ``one_emulator`` (real
+subprocesses around the library: the supervisor, ``qfan run`` and its endpoints, example scripts) run on the
+first chosen emulator only.
 """
 
 from __future__ import annotations
@@ -105,7 +107,10 @@ def chosen_emulators(config: pytest.Config) -> list[EmulatorName]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests that (indirectly) use ``emulator`` run once per chosen emulator; the others run once."""
     if "emulator_name" in metafunc.fixturenames:
-        metafunc.parametrize("emulator_name", chosen_emulators(metafunc.config), scope="session")
+        emulators = chosen_emulators(metafunc.config)
+        if metafunc.definition.get_closest_marker("one_emulator"):
+            emulators = emulators[:1]  # a process around the library: the library is tested on both
+        metafunc.parametrize("emulator_name", emulators, scope="session")
     if "transport" in metafunc.fixturenames:
         transports = chosen_transports(metafunc.config)
         if metafunc.definition.get_closest_marker("one_transport"):

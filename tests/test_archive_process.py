@@ -16,7 +16,7 @@ from .helpers import AppFactory
 from .support.workers import ROOT
 from .test_archive import Tick, lines, queue_counts, s3_objects, tick
 
-pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+pytestmark = [pytest.mark.one_transport, pytest.mark.one_emulator]  # processes around the library
 
 
 def start_archive(

@@ -17,6 +17,8 @@ from qfan._cli._commands import _load_app
 from .helpers import AppFactory
 from .support.aws import raw_client
 
+pytestmark = pytest.mark.one_emulator  # a process around the library (see tests/conftest.py)
+
 
 def qfan(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

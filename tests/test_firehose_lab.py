@@ -14,6 +14,8 @@ import pytest
 
 from .support.workers import ROOT
 
+pytestmark = pytest.mark.one_emulator  # a process around the library (see tests/conftest.py)
+
 pytest.importorskip("duckdb")
 _spec = importlib.util.spec_from_file_location("firehose_lab", ROOT / "examples" / "firehose_lab.py")
 assert _spec is not None

@@ -13,7 +13,7 @@ from cfnlint.api import lint_all
 
 from .helpers import AppFactory
 
-pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+pytestmark = [pytest.mark.one_transport, pytest.mark.one_emulator]  # processes around the library
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lambda_thumbnails"
 

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import anyio
 import msgspec
+import pytest
 
 from .support.aws import raw_client
+
+pytestmark = pytest.mark.one_emulator  # a process around the library (see tests/conftest.py)
 
 
 async def test_lambda_run_deletes_exactly_what_the_handler_did_not_report(

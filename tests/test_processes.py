@@ -17,7 +17,7 @@ from .support.workers import handled, start_recording_worker
 from .test_cli import qfan as qfan_cli
 from .test_worker_process import send_items, wait_for
 
-pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+pytestmark = [pytest.mark.one_transport, pytest.mark.one_emulator]  # processes around the library
 
 
 def pids_of(path: Path) -> dict[int, int]:

@@ -21,7 +21,7 @@ from .helpers import AppFactory
 from .support.workers import handled, start_recording_worker
 from .test_cli import qfan as qfan_cli
 
-pytestmark = pytest.mark.one_transport  # behaviour above the transport (see tests/conftest.py)
+pytestmark = [pytest.mark.one_transport, pytest.mark.one_emulator]  # processes around the library
 
 
 class Item(msgspec.Struct):
