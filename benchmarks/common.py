@@ -37,6 +37,7 @@ class Job:
     bucket: str = ""
     reply_queue_url: str = ""
     rpc_concurrencies: list[int] = field(default_factory=list)
+    latency: float = 0.0  # seconds the latency proxy adds each way (0: talking to the server directly)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -197,7 +197,8 @@ async def run_cell(
         server_cpu = server.cpu_seconds()
         with ExitStack() as stack:
             if scenario in LATENCY and job.endpoint_url is not None:
-                job.endpoint_url = stack.enter_context(latency_proxy(job.endpoint_url, LATENCY[scenario]))
+                job.latency = LATENCY[scenario]
+                job.endpoint_url = stack.enter_context(latency_proxy(job.endpoint_url, job.latency))
             outcome, usage = await asyncio.to_thread(
                 run_child, job, child_environment(server), settings.timeout, progress, label
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..common import LATENCY, Job, Meter, Outcome, payload, percentile
+from ..common import Job, Meter, Outcome, payload, percentile
 
 UNAVAILABLE = {
     "fanout_qfan_send": "same publisher as the qfan row",
@@ -128,7 +128,7 @@ def _work(job: Job, *, preload: bool) -> Outcome:
         concurrency = job.concurrency * 2
         # Far from SQS a worker's throughput is about its held messages over a receive's round trip
         # (README, Performance): there it holds as many as the aiobotocore loop (its tasks x 10).
-        prefetch = max(10, job.concurrency * 10 - concurrency) if job.scenario in LATENCY else 10
+        prefetch = max(10, job.concurrency * 10 - concurrency) if job.latency else 10
 
         @app.worker(queue, concurrency=concurrency, prefetch=prefetch, receive_wait=1)
         async def handle(body: dict[str, Any]) -> None:

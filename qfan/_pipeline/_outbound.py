@@ -40,7 +40,7 @@ class _Answer(Protocol):
 SendBatch = Callable[[Sequence[Outgoing]], Awaitable[list[str | QfanError]]]
 """Sends one batch (at most 10 entries and the destination's size) and returns a result per entry."""
 
-_SEND_MANY_CONCURRENCY = 8
+_SEND_MANY_CONCURRENCY = 16  # batch calls in flight: ~3,500 msg/s from one send_many at 20 ms round trips
 
 
 def sqs_batches(sqs: RetryingSqs, queue_url: str, fifo: bool) -> SendBatch:
