@@ -80,6 +80,7 @@ def main() -> int:
     parser.add_argument("--server", choices=SERVERS, default="fauxqs")
     parser.add_argument("--endpoint-url")
     parser.add_argument("--top", type=int, default=25, help="also print the top functions by own time")
+    parser.add_argument("--dump", metavar="FILE", help="also write the raw profile (pstats) to FILE")
     args = parser.parse_args()
     settings = Settings(messages=args.messages)
     import asyncio
@@ -100,6 +101,8 @@ def main() -> int:
         profiler.enable()
         outcome = scenario_function(args.client, args.scenario)(job)
         profiler.disable()
+    if args.dump:
+        profiler.dump_stats(args.dump)
     stats = pstats.Stats(profiler)
     layers = by_layer(stats)
     total = sum(layers.values())

@@ -53,13 +53,14 @@ def spawn(work: Coroutine[Any, Any, None]) -> None:
 
 
 class _Batch(Generic[In, Out]):
-    __slots__ = ("callbacks", "done", "entries", "flushing", "results", "size")
+    __slots__ = ("callbacks", "done", "entries", "finished", "flushing", "results", "size")
 
     def __init__(self) -> None:
         self.entries: list[In] = []
         self.size = 0
         self.flushing = False
-        self.done = anyio.Event()
+        self.finished = False
+        self.done: anyio.Event | None = None  # made by the first caller that waits (queued ones do not)
         self.results: Sequence[Out | QfanError] = ()
         self.callbacks: list[tuple[int, Done[Out]]] = []
 
@@ -97,7 +98,10 @@ class Coalescer(Generic[In, Out]):
             await self._send(batch)
         elif leader:
             await self._lead(batch)
-        await batch.done.wait()
+        if not batch.finished:
+            if batch.done is None:
+                batch.done = anyio.Event()
+            await batch.done.wait()
         outcome = batch.results[index]
         if isinstance(outcome, QfanError):
             raise outcome
@@ -163,7 +167,9 @@ class Coalescer(Generic[In, Out]):
                 if len(batch.results) != len(batch.entries):
                     lost = QfanError("batch flush returned no outcome for this entry")
                     batch.results = [*batch.results, *[lost] * len(batch.entries)][: len(batch.entries)]
-                batch.done.set()
+                batch.finished = True
+                if batch.done is not None:
+                    batch.done.set()
                 for index, done in batch.callbacks:
                     try:
                         done(batch.results[index])

@@ -117,13 +117,13 @@ class Message(Generic[T]):
         "_problem",
         "_settled",
         "_settler",
+        "_system",
         "_text",
         "_wire_attributes",
         "_wire_body",
         "attributes",
         "content_type",
         "dedup_id",
-        "first_received_at",
         "group_id",
         "message_id",
         "payload",
@@ -131,7 +131,6 @@ class Message(Generic[T]):
         "raw_body",
         "receipt_handle",
         "receive_count",
-        "sent_at",
         "sequence_number",
         "sns",
         "trace_header",
@@ -180,8 +179,7 @@ class Message(Generic[T]):
                 self.raw_body = self._text = fetched.body
                 self.content_type = fetched.content_type
         self.receive_count = int(system.get("ApproximateReceiveCount", "1"))
-        self.sent_at = _timestamp(system, "SentTimestamp")
-        self.first_received_at = _timestamp(system, "ApproximateFirstReceiveTimestamp")
+        self._system = system  # the timestamps are parsed when asked for
         self.group_id = system.get("MessageGroupId")
         self.sequence_number = system.get("SequenceNumber")
         self.dedup_id = system.get("MessageDeduplicationId")
@@ -192,6 +190,16 @@ class Message(Generic[T]):
         self._settler = settler
         self._body: object = _UNSET
         self._settled = False
+
+    @property
+    def sent_at(self) -> datetime | None:
+        """When SQS accepted the message."""
+        return _timestamp(self._system, "SentTimestamp")
+
+    @property
+    def first_received_at(self) -> datetime | None:
+        """When SQS first delivered it."""
+        return _timestamp(self._system, "ApproximateFirstReceiveTimestamp")
 
     @property
     def body(self) -> T:

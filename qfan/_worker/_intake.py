@@ -61,8 +61,7 @@ class ReceiveCalls:
     def __init__(self, group: anyio.abc.TaskGroup | None) -> None:
         self._group = group
         self._pending = 0
-        self._settled = anyio.Event()
-        self._settled.set()
+        self._settled: anyio.Event | None = None  # made by wait_settled while receives are out
 
     @property
     def pending(self) -> int:
@@ -76,7 +75,6 @@ class ReceiveCalls:
             return await fetch()
         call = _Call()
         self._pending += 1
-        self._settled = anyio.Event()
         self._group.start_soon(self._run, fetch, give_back, call)
         try:
             await call.done.wait()
@@ -112,12 +110,15 @@ class ReceiveCalls:
                 call.error = QfanError("the receive was cancelled: the app is closing")
                 call.done.set()
             self._pending -= 1
-            if not self._pending:
+            if not self._pending and self._settled is not None:
                 self._settled.set()
 
     async def wait_settled(self) -> None:
         """Wait until no receive is out (those of stopped workers have given back what they brought)."""
-        await self._settled.wait()
+        while self._pending:
+            if self._settled is None or self._settled.is_set():
+                self._settled = anyio.Event()
+            await self._settled.wait()
 
 
 def take_free(slots: anyio.Semaphore, most: int) -> int:

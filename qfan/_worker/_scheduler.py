@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
 from .._exceptions import ConfigError
 from .._resources._levels import MODES, Mode
+
+if TYPE_CHECKING:
+    import asyncio
 
 _SHARED = -1
 
@@ -68,7 +72,9 @@ class Scheduler:
         self._free_shared = shared
         self._free_reserved = [reserved.get(i, 0) for i in range(len(weights))]
         self._ready = [0] * len(weights)  # units ready to run, per level
-        self._idle: deque[anyio.Event] = deque()  # runners waiting for a turn
+        # Runners waiting for a turn, each on a bare future: one per wait of a runner that found nothing to
+        # run, which on a busy worker is once per message (an anyio Event costs several times as much).
+        self._idle: deque[asyncio.Future[None]] = deque()
         self._credit = [0.0] * len(weights)
         self._owed = [0.0] * len(weights)
         # What strict mode knows of each level's queue: messages held but not started, last receive short.
@@ -91,12 +97,14 @@ class Scheduler:
             if level is not None:
                 self._ready[level] -= 1
                 return level, self._grant(level)
-            idle = anyio.Event()
+            import asyncio  # loaded by the event loop already; not with ``import qfan``
+
+            idle = asyncio.get_running_loop().create_future()
             self._idle.append(idle)
             try:
-                await idle.wait()
+                await idle
             finally:
-                if not idle.is_set():
+                if (not idle.done() or idle.cancelled()) and idle in self._idle:  # cancelled while waiting
                     self._idle.remove(idle)
 
     def done(self, slot: int) -> None:
@@ -110,7 +118,12 @@ class Scheduler:
     def _wake(self) -> None:
         """Wake one idle runner if some level could start now (it re-checks, so a spare wake is harmless)."""
         if self._idle and self._startable_any():
-            self._idle.popleft().set()
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        idle = self._idle.popleft()
+        if not idle.done():  # a runner cancelled while it waited has nothing to wake
+            idle.set_result(None)
 
     def _startable_any(self) -> bool:
         return any(count and self._startable(i) for i, count in enumerate(self._ready))
@@ -198,4 +211,4 @@ class Scheduler:
         self._changed.set()
         self._changed = anyio.Event()
         while self._idle and self._startable_any():
-            self._idle.popleft().set()
+            self._wake_one()
