@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from qfan import DecodeError, EncodeError
 from qfan._wire._codec import BYTES, JSON, MSGPACK, TEXT, Decoder, Encoder
+from qfan._wire._limits import utf8_size
 
 
 class Point(msgspec.Struct):
@@ -98,3 +99,8 @@ def test_unencodable_value() -> None:
 def test_unknown_format() -> None:
     with pytest.raises(EncodeError, match="yaml"):
         Encoder("yaml")  # type: ignore[arg-type]
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_utf8_size_is_the_encoded_length(text: str) -> None:
+    assert utf8_size(text) == len(text.encode())

@@ -11,6 +11,7 @@ from .._exceptions import ChecksumMismatch, ConfigError, MessageTooLarge, QfanEr
 from .._transport import SentMessage, WireAttribute, WireAttributes, md5_of_attributes, md5_of_body
 from .._wire._attributes import TRACE_HEADER, AttributeValue, to_wire, wire_size
 from .._wire._codec import Encoder
+from .._wire._limits import utf8_size
 from .._wire._pointer import PayloadLocation
 from ._batching import MAX_BATCH_ENTRIES
 from ._payloads import Payloads
@@ -93,11 +94,11 @@ def prepare(
         attributes = dict(attributes)
         system = to_system(attributes.pop(TRACE_HEADER))
         wire = to_wire(attributes, content_type)
-        size = len(body.encode()) + wire_size(wire) + wire_size(system or {})
+        size = utf8_size(body) + wire_size(wire) + wire_size(system or {})
         entry = Outgoing(body, wire, size, delay, group_id, dedup_id, system_attributes=system)
     else:
         wire = to_wire(attributes, content_type)
-        entry = Outgoing(body, wire, len(body.encode()) + wire_size(wire), delay, group_id, dedup_id)
+        entry = Outgoing(body, wire, utf8_size(body) + wire_size(wire), delay, group_id, dedup_id)
     if check_size:
         _check_size(entry, destination)
     return entry
@@ -109,7 +110,7 @@ async def fit(entry: Outgoing, payloads: Payloads, destination: Destination) -> 
         _check_size(entry, destination)
         return entry
     offloaded = payloads.offload(entry.body, entry.attributes)
-    size = len(offloaded.body.encode()) + wire_size(offloaded.attributes)
+    size = utf8_size(offloaded.body) + wire_size(offloaded.attributes)
     dedup_id = entry.dedup_id
     if dedup_id is None and destination.content_based_dedup:
         # Each pointer names a fresh key, so SQS's hash of the pointer would never match: hash the real

@@ -21,7 +21,7 @@ from .._transport import MoveTask
 from .._wire._attributes import AttributeValue, check_count, encode_attributes, wire_size
 from .._wire._codec import Decoder, Encoder, Format
 from .._wire._envelope import AcceptedTopics
-from .._wire._limits import MAX_VISIBILITY
+from .._wire._limits import MAX_VISIBILITY, utf8_size
 from .._wire._pointer import PayloadLocation
 from ._consumer import Consumer
 from ._declaration import QueueInfo, declare_queue
@@ -291,7 +291,7 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
         kept = {name: value for name, value in message.wire_attributes.items() if name not in dropped}
         wire = {**kept, **encode_attributes(attributes)}
         check_count(wire)
-        size = len(message.wire_body.encode()) + wire_size(wire)
+        size = utf8_size(message.wire_body) + wire_size(wire)
         if size > state.info.max_message_size:
             raise MessageTooLarge(size, state.info.max_message_size, self.name)
         group_id = message.group_id if self.fifo else None

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from .._exceptions import ConfigError
 from .._transport import WireAttribute, WireAttributes
 from ._codec import CONTENT_TYPE
+from ._limits import utf8_size
 from ._pointer import MARKERS
 
 AttributeValue = str | int | float | bytes
@@ -111,6 +112,6 @@ def wire_size(wire: WireAttributes) -> int:
     total = 0
     for name, attribute in wire.items():
         value = attribute.binary_value
-        total += len(name.encode()) + len(attribute.data_type.encode())
-        total += len(value) if value is not None else len((attribute.string_value or "").encode())
+        total += utf8_size(name) + utf8_size(attribute.data_type)
+        total += len(value) if value is not None else utf8_size(attribute.string_value or "")
     return total
