@@ -40,7 +40,7 @@ async def test_queued_entries_share_batches_and_each_callback_gets_its_outcome()
 
 async def test_awaited_and_queued_entries_join_one_batch_and_a_failing_callback_harms_no_other() -> None:
     recorder = Recorder()
-    coalescer: Coalescer[str, str] = Coalescer(recorder.flush, linger=0.05)
+    coalescer: Coalescer[str, str] = Coalescer(recorder.flush, linger=0.5)
     seen: list[object] = []
 
     def broken(_outcome: object) -> None:

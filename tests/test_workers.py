@@ -342,8 +342,9 @@ async def test_a_stop_before_run_starts_is_not_lost(
 async def test_a_slow_delete_does_not_hold_the_worker_and_stop_waits_for_it(
     make_app: AppFactory, proxy: Proxy, unique_name: Callable[..., str]
 ) -> None:
-    """A handled message's slot is free once its delete is queued: every message is handled while no delete
-    has come back yet; the heartbeat keeps them meanwhile, and stopping waits for the deletes."""
+    """A handled message's slot is free once its delete is queued: more messages than the worker may hold are
+    handled while no delete has come back yet (at most as many deletes are queued as it may hold; then a
+    runner waits for its own); the heartbeat keeps them meanwhile, and stopping waits for the deletes."""
     app = make_app(endpoint_url=proxy.endpoint_url)
     queue = app.queue(unique_name(), Job, visibility_timeout=30)
     done: list[int] = []
@@ -352,19 +353,19 @@ async def test_a_slow_delete_does_not_hold_the_worker_and_stop_waits_for_it(
     @app.worker(queue, name="quick", concurrency=2, prefetch=2)
     async def handle(job: Job) -> None:
         done.append(job.n)
-        if len(done) == 12:
+        if len(done) == 6:
             stats = app.stats()["quick"]
             at_last_handled["succeeded"] = stats.succeeded
 
     async with app:
-        await queue.send_many([Job(i) for i in range(12)])
-        proxy.inject("DeleteMessageBatch", latency(3), times=12)  # every delete batch takes 3 s
-        await run_until(app, lambda: len(done) == 12, limit=30)  # stops at once: the deletes are pending
+        await queue.send_many([Job(i) for i in range(6)])
+        proxy.inject("DeleteMessageBatch", latency(5), times=6)  # every delete batch takes 5 s
+        await run_until(app, lambda: len(done) == 6, limit=30)  # stops at once: the deletes are pending
         stats = app.stats()["quick"]
-        assert stats.succeeded == 12  # run() returned only once every delete was acknowledged
+        assert stats.succeeded == 6  # run() returned only once every delete was acknowledged
         assert await queue.receive(wait=0) == []
-    assert sorted(done) == list(range(12))
-    # Twelve messages through four slots (concurrency + prefetch), while none of their deletes had come back.
+    assert sorted(done) == list(range(6))
+    # Six messages through four slots (concurrency + prefetch), while none of their deletes had come back.
     assert at_last_handled["succeeded"] == 0
     assert stats.in_flight == 0
 
@@ -375,7 +376,7 @@ async def test_a_queued_delete_that_fails_brings_the_message_back(
     """The delete is not awaited by the handler's runner, but its failure is not lost: the message is
     delivered again after its visibility timeout and handled again (at least once)."""
     app = make_app(endpoint_url=proxy.endpoint_url)
-    queue = app.queue(unique_name(), Job, visibility_timeout=1)
+    queue = app.queue(unique_name(), Job, visibility_timeout=3)
     handled: Counter[int] = Counter()
 
     @app.worker(queue, name="redelivered", concurrency=1, prefetch=0)

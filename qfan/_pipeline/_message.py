@@ -34,12 +34,7 @@ class Settler(Protocol):
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None: ...
 
-    def delete_receipt_soon(
-        self,
-        receipt_handle: str,
-        payload: PayloadLocation | None,
-        done: Finished,
-    ) -> None:
+    def delete_receipt_soon(self, handle: str, payload: PayloadLocation | None, done: Finished) -> None:
         """Like ``delete_receipt``, without waiting: ``done`` gets ``None`` or the error once it is over."""
         ...
 
@@ -51,14 +46,9 @@ class AwaitedSettler(ABC):
     async def delete_receipt(self, receipt_handle: str, *, payload: PayloadLocation | None = None) -> None:
         """Delete one message by receipt handle (then its payload, where that applies)."""
 
-    def delete_receipt_soon(
-        self,
-        receipt_handle: str,
-        payload: PayloadLocation | None,
-        done: Finished,
-    ) -> None:
+    def delete_receipt_soon(self, handle: str, payload: PayloadLocation | None, done: Finished) -> None:
         """Run :meth:`delete_receipt` in a task of its own; ``done`` gets ``None`` or its error."""
-        spawn(self._delete_then(receipt_handle, payload, done))
+        spawn(self._delete_then(handle, payload, done))
 
     async def _delete_then(
         self, receipt_handle: str, payload: PayloadLocation | None, done: Finished
@@ -67,6 +57,10 @@ class AwaitedSettler(ABC):
             await self.delete_receipt(receipt_handle, payload=payload)
         except QfanError as exc:
             done(exc)
+        except Exception as exc:  # whatever went wrong, the caller hears of it
+            error = QfanError(f"delete failed unexpectedly: {exc!r}")
+            error.__cause__ = exc
+            done(error)
         else:
             done(None)
 

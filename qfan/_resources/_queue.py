@@ -363,16 +363,11 @@ class Queue(Handle[_Declared, QueueInfo], Generic[T]):
         """
         await (await self._state()).receipts.delete(receipt_handle, payload)
 
-    def delete_receipt_soon(
-        self,
-        receipt_handle: str,
-        payload: PayloadLocation | None,
-        done: Finished,
-    ) -> None:
+    def delete_receipt_soon(self, handle: str, payload: PayloadLocation | None, done: Finished) -> None:
         """:meth:`delete_receipt` without waiting: the delete joins the next batch, and ``done`` gets ``None``
         once the message (then its payload) is deleted, or the error that kept the message. The queue is
         declared already: the message came from it."""
-        self._known().receipts.delete_soon(receipt_handle, payload, done)
+        self._known().receipts.delete_soon(handle, payload, done)
 
     async def change_visibility(self, receipt_handle: str, seconds: int) -> None:
         """Set one message's visibility timeout (coalesced into ChangeMessageVisibilityBatch).

@@ -47,7 +47,7 @@ from .._exceptions import QfanError
 from .._pipeline._hooks import HookSet
 from .._pipeline._message import Message
 from .._wire._codec import Decoder
-from ._executor import PendingAcks, SettleExecutor
+from ._executor import PendingAcks, SettleExecutor, on_asyncio
 from ._heartbeat import VisibilityHeartbeat
 from ._intake import Activity, Level, ReceiveCalls, gather_slots
 from ._runner import HandlerRunner
@@ -80,8 +80,8 @@ class WorkerEngine:
         ]
         self._by_queue = {level.queue.name: level for level in self._levels}
         queues_by_name = {level.queue.name: level.queue for level in self._levels}
-        self._acks = None if self.fifo else PendingAcks(worker, self._deleted)
-        self._executor = SettleExecutor(worker, queues_by_name, self._forget, self._acks)
+        self._acks = None if self.fifo else PendingAcks(worker, self._deleted, capacity or 1)
+        self._executor = SettleExecutor(worker, queues_by_name, self._forget)
         self._handler = HandlerRunner(
             worker, queues_by_name, self._executor, hooks if hooks is not None else HookSet(), middleware
         )
@@ -94,8 +94,11 @@ class WorkerEngine:
         self._held: set[Message[Any]] = set()
         self._started: set[Message[Any]] = set()
         self._groups: dict[tuple[int, str], deque[Message[Any]]] = {}
-        # Units ready to run, per level: a group's key (its next message), or a batch.
-        self._ready: list[deque[tuple[int, str] | list[Message[Any]]]] = [deque() for _ in self._levels]
+        # Units ready to run, per level: a message (outside FIFO queues every message is its own group), a
+        # FIFO group's key (its next message), or a batch.
+        self._ready: list[deque[Message[Any] | tuple[int, str] | list[Message[Any]]]] = [
+            deque() for _ in self._levels
+        ]
         self._stopping = False
         self._active = 0
         self._idle = anyio.Event()
@@ -125,27 +128,48 @@ class WorkerEngine:
             int(info.attributes.get("VisibilityTimeout", 30)) for info in infos
         )
         self._heartbeat = VisibilityHeartbeat(self._visibility, self.worker.max_extension)
+        self._executor.acks = self._acks if on_asyncio() else None
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat.run)
-            async with anyio.create_task_group() as work:
-                work.start_soon(self._start_runners, work)
-                async with anyio.create_task_group() as intake:
-                    for level in self._levels:
-                        for index in range(self._receivers):
-                            intake.start_soon(self._receive_loop, level, index)
-                    await stop.wait()
-                    intake.cancel_scope.cancel()
-                self._stopping = True
-                await self._release_unstarted()
-                with anyio.move_on_after(drain_timeout):
-                    while self._active:
-                        self._idle = anyio.Event()
-                        await self._idle.wait()
-                work.cancel_scope.cancel()
-            if self._acks is not None:
-                await self._acks.wait()  # the heartbeat keeps their messages meanwhile
+            try:
+                await self._work(stop, drain_timeout)
+            finally:  # cancelled too: the app must not close under deletes still going out
+                await self._finish_deletes(drain_timeout)
             outer.cancel_scope.cancel()
         logger.info("worker %s stopped: %s", self.worker.name, self.stats.summary())
+
+    async def _work(self, stop: anyio.Event, drain_timeout: float) -> None:
+        """Receive and run until ``stop``; then give back what has not started, and drain what runs."""
+        async with anyio.create_task_group() as work:
+            work.start_soon(self._start_runners, work)
+            async with anyio.create_task_group() as intake:
+                for level in self._levels:
+                    for index in range(self._receivers):
+                        intake.start_soon(self._receive_loop, level, index)
+                await stop.wait()
+                intake.cancel_scope.cancel()
+            self._stopping = True
+            await self._release_unstarted()
+            with anyio.move_on_after(drain_timeout):
+                while self._active:
+                    self._idle = anyio.Event()
+                    await self._idle.wait()
+            work.cancel_scope.cancel()
+
+    async def _finish_deletes(self, drain_timeout: float) -> None:
+        """Wait (at most ``drain_timeout``, even when cancelled) for the deletes still going out; the
+        heartbeat keeps their messages meanwhile."""
+        if self._acks is None or not self._acks.messages:
+            return
+        with anyio.move_on_after(drain_timeout, shield=True):
+            await self._acks.wait()
+        if self._acks.messages:
+            logger.warning(
+                "worker %s: %d delete(s) still pending after the drain timeout: those messages will be "
+                "delivered again",
+                self.worker.name,
+                len(self._acks.messages),
+            )
 
     async def _start_runners(self, work: anyio.abc.TaskGroup) -> None:
         """Start the runners; with weighted levels, once every level's first receive is in (bounded: an
@@ -216,8 +240,14 @@ class WorkerEngine:
                 self._ready[level.index].append(messages)
                 self._scheduler.ready(level.index)
             return
+        ready, scheduler = self._ready[level.index], self._scheduler
+        if not self.fifo:
+            for message in messages:
+                ready.append(message)
+                scheduler.ready(level.index)
+            return
         for message in messages:
-            group = message.group_id if self.fifo and message.group_id else message.message_id
+            group = message.group_id or message.message_id
             key = (level.index, group)
             waiting = self._groups.get(key)
             if waiting is None:
@@ -278,7 +308,10 @@ class WorkerEngine:
             unit = self._ready[level].popleft()
             self._active += 1
             try:
-                if isinstance(unit, list):
+                if isinstance(unit, Message):
+                    if not self._stopping:  # stopping: it was given back
+                        await self._process(unit)
+                elif isinstance(unit, list):
                     await self._run_batch(unit)
                 else:
                     await self._run_next(level, unit)
@@ -289,14 +322,14 @@ class WorkerEngine:
                     self._idle.set()
 
     async def _run_next(self, level: int, key: tuple[int, str]) -> None:
-        """Run the next message of a group (every message is its own group outside FIFO queues)."""
+        """Run the next message of a FIFO group."""
         waiting = self._groups[key]
         if self._stopping or not waiting:  # stopping: its messages were given back
             self._groups.pop(key, None)
             return
         message = waiting.popleft()
         succeeded = await self._process(message)
-        if waiting and not succeeded and self.fifo:
+        if waiting and not succeeded:
             # Later messages of this group must not overtake the failed one.
             released = list(waiting)
             waiting.clear()

@@ -4,12 +4,15 @@ What to do is :func:`qfan._settle.decide`'s (pure); this does it, and never lose
 failed copy to the dead-letter queue leaves the message to be retried, a failed delete or visibility change
 leaves it to come back after its visibility timeout.
 
-A worker on a standard queue does not wait for its deletes (:class:`PendingAcks`): the delete is queued for
-the next batch and the worker's runner and slot go to the next message, while the message stays tracked
-(heartbeat, in-flight count) until the delete is acknowledged. The worker waits for its pending deletes before
-it stops. Waiting for the delete's round trip would cap a worker at ``concurrency / RTT`` messages per second
-(about 700/s for 32 runners 20 ms away from SQS). A FIFO worker still waits: the next message of a group must
-not run before the previous one is surely gone.
+A worker on a standard queue does not wait for its deletes (:class:`PendingAcks`): the delete is queued
+for the next batch and the worker's runner and slot go to the next message, while the heartbeat keeps the
+message invisible until the delete is acknowledged (``stats.succeeded`` counts it then). Waiting for the
+delete's round trip would cap a worker at ``concurrency / RTT`` messages per second (about 700/s for 32
+runners 20 ms away from SQS). At most ``limit`` deletes are pending at once: past it a runner waits for its
+delete, so deletes that slow down (throttling, a degraded endpoint) slow intake down, as they did before.
+The worker waits for its pending deletes before it stops (at most its drain timeout). A FIFO worker always
+waits: the next message of a group must not run before the previous one is surely gone. Queued deletes need
+asyncio (their batches are flushed by tasks of their own); on another event loop every delete is awaited.
 """
 
 from __future__ import annotations
@@ -35,24 +38,44 @@ DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SO
 _MAX_REASON = 1_000
 
 
+def on_asyncio() -> bool:
+    """Whether the running event loop is asyncio's (queued deletes need it; see the module docstring)."""
+    import asyncio  # loaded by the event loop already; not with ``import qfan``
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class PendingAcks:
     """The deletes a worker queued without waiting for them (see the module docstring).
 
     Args:
         worker: the worker (its name and stats: ``succeeded`` counts a delete once it is acknowledged).
         deleted: called for every message once its delete is over, done or failed.
+        limit: the most deletes pending at once (past it, :meth:`has_room` is false).
     """
 
-    def __init__(self, worker: Worker, deleted: Callable[[Message[Any]], None]) -> None:
+    def __init__(self, worker: Worker, deleted: Callable[[Message[Any]], None], limit: int) -> None:
         self.worker = worker
         self.messages: set[Message[Any]] = set()
         self._deleted = deleted
+        self._limit = limit
         self._idle: anyio.Event | None = None
+
+    def has_room(self) -> bool:
+        """Whether another delete may be queued without waiting for it."""
+        return len(self.messages) < self._limit
 
     def start(self, message: Message[Any]) -> None:
         """Queue the message's delete."""
         self.messages.add(message)
-        message.ack_soon(partial(self._done, message))
+        try:
+            message.ack_soon(partial(self._done, message))
+        except QfanError as exc:  # refused before it was queued (the queue was deleted meanwhile)
+            self._done(message, exc)
 
     def _done(self, message: Message[Any], error: QfanError | None) -> None:
         self.messages.discard(message)
@@ -100,7 +123,7 @@ class SettleExecutor:
             self.stats.succeeded += 1
             return True
         if isinstance(action, Delete):
-            if self.acks is not None:
+            if self.acks is not None and self.acks.has_room():
                 self.acks.start(message)
                 return True
             try:

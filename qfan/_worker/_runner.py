@@ -160,6 +160,9 @@ async def call_handler(
     abandon: bool = False,
 ) -> None:
     """Call ``handler`` on one message inside ``wrappers`` (see :func:`around`)."""
+    if not wrappers:
+        await handler(message, threads, abandon_on_cancel=abandon)
+        return
     call: Callable[[], Awaitable[Any]] = partial(handler, message, threads, abandon_on_cancel=abandon)
     for wrapper in reversed(wrappers):
         call = partial(wrapper, message, call)

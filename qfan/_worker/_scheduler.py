@@ -19,18 +19,59 @@ the level always has room to start at once; it uses the shared slots as well.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any, Protocol
 
 import anyio
 
 from .._exceptions import ConfigError
 from .._resources._levels import MODES, Mode
 
-if TYPE_CHECKING:
-    import asyncio
-
 _SHARED = -1
+
+
+class _Waiter(Protocol):
+    """What an idle runner waits on: an asyncio future, or :class:`_EventWaiter` on other loops."""
+
+    def done(self) -> bool: ...
+
+    def cancelled(self) -> bool: ...
+
+    def set_result(self, result: None, /) -> None: ...
+
+    def __await__(self) -> Generator[Any, Any, None]: ...
+
+
+class _EventWaiter:
+    """A waiter on an anyio Event, for event loops other than asyncio (trio)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, result: None, /) -> None:
+        self._event.set()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return self._event.wait().__await__()
+
+
+def _new_waiter() -> _Waiter:
+    """A bare future on asyncio: an idle runner waits once per message on a busy worker, and an anyio
+    Event costs several times as much."""
+    import asyncio  # loaded by the event loop already; not with ``import qfan``
+
+    try:
+        return asyncio.get_running_loop().create_future()
+    except RuntimeError:  # not asyncio
+        return _EventWaiter()
 
 
 def check_reserved(concurrency: int, levels: int, reserved: Mapping[int, int]) -> int:
@@ -72,9 +113,7 @@ class Scheduler:
         self._free_shared = shared
         self._free_reserved = [reserved.get(i, 0) for i in range(len(weights))]
         self._ready = [0] * len(weights)  # units ready to run, per level
-        # Runners waiting for a turn, each on a bare future: one per wait of a runner that found nothing to
-        # run, which on a busy worker is once per message (an anyio Event costs several times as much).
-        self._idle: deque[asyncio.Future[None]] = deque()
+        self._idle: deque[_Waiter] = deque()  # runners waiting for a turn
         self._credit = [0.0] * len(weights)
         self._owed = [0.0] * len(weights)
         # What strict mode knows of each level's queue: messages held but not started, last receive short.
@@ -97,9 +136,7 @@ class Scheduler:
             if level is not None:
                 self._ready[level] -= 1
                 return level, self._grant(level)
-            import asyncio  # loaded by the event loop already; not with ``import qfan``
-
-            idle = asyncio.get_running_loop().create_future()
+            idle = _new_waiter()
             self._idle.append(idle)
             try:
                 await idle
@@ -121,9 +158,11 @@ class Scheduler:
             self._wake_one()
 
     def _wake_one(self) -> None:
-        idle = self._idle.popleft()
-        if not idle.done():  # a runner cancelled while it waited has nothing to wake
-            idle.set_result(None)
+        while self._idle:
+            idle = self._idle.popleft()
+            if not idle.done():  # a runner cancelled while it waited has nothing to wake: the next one
+                idle.set_result(None)
+                return
 
     def _startable_any(self) -> bool:
         return any(count and self._startable(i) for i, count in enumerate(self._ready))
