@@ -343,8 +343,8 @@ async def test_a_slow_delete_does_not_hold_the_worker_and_stop_waits_for_it(
     make_app: AppFactory, proxy: Proxy, unique_name: Callable[..., str]
 ) -> None:
     """A handled message's slot is free once its delete is queued: more messages than the worker may hold are
-    handled while no delete has come back yet (at most as many deletes are queued as it may hold; then a
-    runner waits for its own); the heartbeat keeps them meanwhile, and stopping waits for the deletes."""
+    handled while no delete has come back yet; the heartbeat keeps them meanwhile, and stopping waits for the
+    deletes."""
     app = make_app(endpoint_url=proxy.endpoint_url)
     queue = app.queue(unique_name(), Job, visibility_timeout=30)
     done: list[int] = []

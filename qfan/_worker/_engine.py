@@ -80,7 +80,9 @@ class WorkerEngine:
         ]
         self._by_queue = {level.queue.name: level for level in self._levels}
         queues_by_name = {level.queue.name: level.queue for level in self._levels}
-        self._acks = None if self.fifo else PendingAcks(worker, self._deleted, capacity or 1)
+        # Pending deletes: a batch lingers before it goes, so at full speed several times what the worker
+        # holds are on their way; the bound only matters when deletes slow down.
+        self._acks = None if self.fifo else PendingAcks(worker, self._deleted, 4 * (capacity or 1))
         self._executor = SettleExecutor(worker, queues_by_name, self._forget)
         self._handler = HandlerRunner(
             worker, queues_by_name, self._executor, hooks if hooks is not None else HookSet(), middleware
