@@ -12,7 +12,7 @@ import pytest
 
 import qfan
 
-from .helpers import AppFactory
+from .helpers import AppFactory, wait_for
 from .support.proxy import Proxy, latency, server_error
 
 
@@ -390,3 +390,30 @@ async def test_a_queued_delete_that_fails_brings_the_message_back(
         assert await queue.receive(wait=0) == []
     assert handled[7] == 2
     assert app.stats()["redelivered"].received == 2
+
+
+async def test_when_deletes_slow_down_pending_ones_are_bounded_and_intake_waits(
+    make_app: AppFactory, proxy: Proxy, unique_name: Callable[..., str]
+) -> None:
+    """At most 4 x (concurrency + prefetch) deletes are pending: past that the runner waits for its own
+    delete, so a slow DeleteMessageBatch slows intake down instead of piling up handled messages."""
+    app = make_app(endpoint_url=proxy.endpoint_url)
+    queue = app.queue(unique_name(), Job, visibility_timeout=30)
+    done: list[int] = []
+
+    @app.worker(queue, name="bounded-deletes", concurrency=1, prefetch=0)  # holds 1: 4 pending at most
+    async def handle(job: Job) -> None:
+        done.append(job.n)
+
+    async with app:
+        await queue.send_many([Job(i) for i in range(8)])
+        proxy.inject("DeleteMessageBatch", latency(4), times=8)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(app.run)
+            await wait_for(lambda: len(done) == 5, limit=20)  # 4 queued, the 5th's runner waits for it
+            await anyio.sleep(1)
+            stuck_at, succeeded = len(done), app.stats()["bounded-deletes"].succeeded
+            await wait_for(lambda: app.stats()["bounded-deletes"].succeeded == 8, limit=60)
+            app.stop()
+    assert (stuck_at, succeeded) == (5, 0)
+    assert sorted(done) == list(range(8))
