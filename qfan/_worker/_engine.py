@@ -59,6 +59,7 @@ logger = logging.getLogger("qfan")
 _GATHER_SLOTS = 0.003
 _FIRST_RECEIVE_GRACE = 0.5  # the longest a weighted priority worker waits for every level's first receive
 _IDLE_BACKOFF = 2.0  # the longest pause between short polls (receive_wait=0) of an empty priority level
+_FORCED_DELETE_GRACE = 2.0  # the longest a forced stop waits for deletes already queued
 
 
 class WorkerEngine:
@@ -135,8 +136,10 @@ class WorkerEngine:
             outer.start_soon(self._heartbeat.run)
             try:
                 await self._work(stop, drain_timeout)
-            finally:  # cancelled too: the app must not close under deletes still going out
-                await self._finish_deletes(drain_timeout)
+            except BaseException:  # forced (cancelled): still, the app must not close under deletes going out
+                await self._finish_deletes(min(drain_timeout, _FORCED_DELETE_GRACE))
+                raise
+            await self._finish_deletes(drain_timeout)
             outer.cancel_scope.cancel()
         logger.info("worker %s stopped: %s", self.worker.name, self.stats.summary())
 
@@ -158,17 +161,16 @@ class WorkerEngine:
                     await self._idle.wait()
             work.cancel_scope.cancel()
 
-    async def _finish_deletes(self, drain_timeout: float) -> None:
-        """Wait (at most ``drain_timeout``, even when cancelled) for the deletes still going out; the
-        heartbeat keeps their messages meanwhile."""
+    async def _finish_deletes(self, limit: float) -> None:
+        """Wait (at most ``limit`` seconds, even when cancelled) for the deletes still going out; the
+        heartbeat keeps their messages meanwhile (a message whose delete is not done comes back later)."""
         if self._acks is None or not self._acks.messages:
             return
-        with anyio.move_on_after(drain_timeout, shield=True):
+        with anyio.move_on_after(limit, shield=True):
             await self._acks.wait()
         if self._acks.messages:
             logger.warning(
-                "worker %s: %d delete(s) still pending after the drain timeout: those messages will be "
-                "delivered again",
+                "worker %s: %d delete(s) still pending at the stop: those messages will be delivered again",
                 self.worker.name,
                 len(self._acks.messages),
             )
