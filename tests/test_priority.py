@@ -33,15 +33,12 @@ async def test_weighted_shares_follow_the_weights_while_every_level_has_backlog(
     jobs = app.priority_queue(unique_name("jobs"), int, levels=LEVELS)
     started: list[str] = []
 
-    # The handlers must be the bottleneck (shares are only chosen among messages already received): a
-    # runner frees its turn once the delete is queued, so a handler's time is all a turn costs, and the
-    # emulator's receives (hundreds of ms under moto) must keep up through a deep prefetch.
-    @app.worker(jobs, name="weighted", concurrency=2, prefetch=30, receive_wait=1)
+    @app.worker(jobs, name="weighted", concurrency=4, prefetch=12, receive_wait=1)
     async def handle(n: int, message: qfan.Message[int]) -> None:
         started.append(jobs.level_of(message))
-        await anyio.sleep(0.08)
+        await anyio.sleep(0.03)
 
-    window = 180  # high, the fastest to drain, still has 300 - 120 messages queued after this many starts
+    window = 240  # high, the fastest to drain, still has 300 - 160 messages queued after this many starts
     async with app:
         for level in LEVELS:
             await jobs.send_many(range(300), priority=level)

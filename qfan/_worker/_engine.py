@@ -18,9 +18,10 @@ Flow for one worker::
   in order; a failure releases the group's later messages); elsewhere every message is its own group.
 - Settling: success or ``Ack`` -> delete; ``Retry`` or an exception -> visible again after a backoff;
   ``Reject``, poison (undecodable) or too many attempts -> copy to the dead-letter queue with the reason,
-  then delete. Nothing is deleted before its outcome is final. On a standard queue a runner does not wait
-  for the delete: it is queued for the next batch and the message's slot is free at once, while the
-  heartbeat keeps the message until the delete is acknowledged (:class:`~._executor.PendingAcks`).
+  then delete. Nothing is deleted before its outcome is final. On a standard queue (not a priority queue) a
+  runner does not wait for the delete: it is queued for the next batch and the message's slot is free at
+  once, while the heartbeat keeps the message until the delete is acknowledged
+  (:class:`~._executor.PendingAcks`).
 - Stopping: receivers stop, held messages that have not started are released at once (visibility 0),
   running handlers get ``drain_timeout`` seconds to finish; what is still running then is cancelled and
   its message released. A receive still out is not cut off (the server would hand what arrives to nobody):
@@ -83,7 +84,11 @@ class WorkerEngine:
         queues_by_name = {level.queue.name: level.queue for level in self._levels}
         # Pending deletes: a batch lingers before it goes, so at full speed several times what the worker
         # holds are on their way; the bound only matters when deletes slow down.
-        self._acks = None if self.fifo else PendingAcks(worker, self._deleted, 4 * (capacity or 1))
+        # Not on FIFO queues (order), nor for priority levels: their shares are chosen among the messages
+        # held, and runners freed before their deletes return can outrun receives, leaving each level to run
+        # what arrives instead of its share.
+        queued_deletes = not self.fifo and not source.prioritised
+        self._acks = PendingAcks(worker, self._deleted, 4 * (capacity or 1)) if queued_deletes else None
         self._executor = SettleExecutor(worker, queues_by_name, self._forget)
         self._handler = HandlerRunner(
             worker, queues_by_name, self._executor, hooks if hooks is not None else HookSet(), middleware

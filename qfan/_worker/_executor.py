@@ -11,7 +11,8 @@ delete's round trip would cap a worker at ``concurrency / RTT`` messages per sec
 runners 20 ms away from SQS). At most ``limit`` deletes are pending at once: past it a runner waits for its
 delete, so deletes that slow down (throttling, a degraded endpoint) slow intake down, as they did before.
 The worker waits for its pending deletes before it stops (at most its drain timeout). A FIFO worker always
-waits: the next message of a group must not run before the previous one is surely gone. Queued deletes need
+waits: the next message of a group must not run before the previous one is surely gone; so does a priority
+worker, whose shares are chosen among the messages it holds. Queued deletes need
 asyncio (their batches are flushed by tasks of their own); on another event loop every delete is awaited.
 """
 
