@@ -91,6 +91,7 @@ async def wait_for(
             await anyio.sleep(0.1)
 
 
+@pytest.mark.one_emulator  # a `qfan run` process: what it logs does not depend on the server
 @pytest.mark.parametrize("wire", [False, True], ids=["debug", "debug-wire"])
 async def test_qfan_run_at_debug_level_logs_no_credentials(
     make_app: AppFactory, endpoint_url: str, unique_name: Callable[..., str], tmp_path: Path, wire: bool
