@@ -6,6 +6,7 @@ import pytest
 
 import qfan
 from qfan._pipeline._delays import LongDelays
+from qfan._worker._idempotency import recheck_delay
 
 
 class Clock:
@@ -197,3 +198,31 @@ async def test_memory_store_claims_leases_and_results() -> None:
     assert await store.claim("k", "run-4", lease=10, ttl=100) is None
     await store.release("k", "run-4")
     assert await store.claim("k", "run-5", lease=10, ttl=100) is None
+
+
+# -- a delivery that finds its key in progress: (lease left, run's age, receive count, attempt limit) -> wait
+
+RECHECK_TABLE: list[tuple[str, float, float, int, int | None, int]] = [
+    ("two copies at once: look again in a second", 299.6, 0.4, 1, None, 1),
+    ("then after as long as the run has lasted", 298.9, 1.1, 2, None, 2),
+    ("the waits double with the run's age", 296.8, 3.2, 3, None, 4),
+    ("three quick looks, then the rest of the lease", 292.6, 7.4, 4, None, 293),
+    ("an attempt limit of 5 leaves two quick looks", 296.8, 3.2, 3, 5, 297),
+    ("an attempt limit of 3 leaves one", 298.9, 1.1, 2, 3, 299),
+    ("an attempt limit of 2 leaves none", 299.6, 0.4, 1, 2, 300),
+    ("a long limit still three", 292.6, 7.4, 4, 100, 293),
+    ("never past the lease", 3, 297, 1, None, 3),
+    ("a lease already run out: at once (1 s, SQS's least)", -5, 305, 1, None, 1),
+    ("a lease beyond SQS's 12 h: 12 h", 90_000, 10, 4, None, 43_200),
+]
+
+
+@pytest.mark.parametrize(
+    ("remaining", "elapsed", "receive_count", "limit", "expected"),
+    [row[1:] for row in RECHECK_TABLE],
+    ids=[row[0] for row in RECHECK_TABLE],
+)
+def test_recheck_delay(
+    remaining: float, elapsed: float, receive_count: int, limit: int | None, expected: int
+) -> None:
+    assert recheck_delay(remaining, elapsed, receive_count, limit) == expected

@@ -60,6 +60,30 @@ async def test_forced_duplicates_have_their_side_effect_once(
     assert idempotency.stats.ran == payments
 
 
+async def test_a_copy_handled_at_the_same_moment_is_acked_soon_after_the_run_not_after_the_lease(
+    endpoint_url: str, unique_name: Callable[..., str]
+) -> None:
+    """Two equal sends received together: one runs (2 s), the other finds it in progress and is put back;
+    it looks again after about as long as the run has lasted, not after the 300 s lease, and is acked."""
+    app = one_transport_app(endpoint_url)
+    queue = app.queue(unique_name(), Payment)
+    idempotency = qfan.Idempotency(qfan.MemoryIdempotencyStore(), key=lambda p: str(p.id), lease=300)
+    runs: list[int] = []
+
+    @app.worker(queue, name="charge", concurrency=2, idempotency=idempotency)
+    async def charge(payment: Payment) -> None:
+        runs.append(payment.id)
+        await anyio.sleep(2)
+
+    async with app:
+        await queue.send_many([Payment(3), Payment(3)])
+        await run_until(app, lambda: app.stats()["charge"].succeeded >= 2, limit=60)
+    assert runs == [3]
+    stats = idempotency.stats
+    assert (stats.ran, stats.duplicates) == (1, 1)
+    assert stats.in_progress >= 1
+
+
 async def test_without_idempotency_duplicates_run_twice(
     endpoint_url: str, unique_name: Callable[..., str]
 ) -> None:

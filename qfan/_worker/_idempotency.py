@@ -6,7 +6,7 @@ so that a duplicate request gets the stored result as its reply, re-sent, not re
     claim the key (lease) --taken--> run the handler --> store its result --> the message is deleted
            |                               '--raised--> forget the claim --> retried as usual
            |--completed record--> return the stored result (handler not run) --> deleted
-           '--in progress elsewhere--> qfan.Retry(after the lease) (a concurrent duplicate waits)
+           '--in progress elsewhere--> qfan.Retry(recheck_delay(...)) (a concurrent duplicate waits)
 
 A claim whose holder crashed runs out with its lease, and the next delivery runs the handler.
 """
@@ -62,8 +62,9 @@ class Idempotency:
         key: a function of the message's body giving its key; default: the FIFO deduplication id, else the
             SQS message id (which identifies deliveries of one sent message, not equal sends).
         ttl: seconds a completed record is kept (and duplicates recognised).
-        lease: seconds a run holds its key; a concurrent duplicate waits that long, and a crashed run's
-            message runs again once it ran out. Keep it above the handler's longest run.
+        lease: seconds a run holds its key; a concurrent duplicate waits at most that long (it looks again
+            sooner first: :func:`recheck_delay`), and a crashed run's message runs again once it ran out.
+            Keep it above the handler's longest run.
     """
 
     store: IdempotencyStore
@@ -82,17 +83,23 @@ class Idempotency:
             return str(self.key(message.body))
         return message.dedup_id or message.message_id
 
-    def middleware(self, scope: str, connect: Callable[[], Connection]) -> IdempotentHandling:
-        """The middleware for one worker (``scope``, its name, keeps workers' keys apart)."""
-        return IdempotentHandling(self, scope, connect)
+    def middleware(
+        self, scope: str, connect: Callable[[], Connection], receive_limit: int | None = None
+    ) -> IdempotentHandling:
+        """The middleware for one worker (``scope``, its name, keeps workers' keys apart; ``receive_limit``,
+        its attempt limit)."""
+        return IdempotentHandling(self, scope, connect, receive_limit)
 
 
 class IdempotentHandling:
     """One worker's idempotency middleware: ``await handling(message, call_next)``."""
 
-    def __init__(self, config: Idempotency, scope: str, connect: Callable[[], Connection]) -> None:
+    def __init__(
+        self, config: Idempotency, scope: str, connect: Callable[[], Connection], receive_limit: int | None
+    ) -> None:
         self.config = config
         self.scope = scope
+        self.receive_limit = receive_limit
         self._connect = connect
         self._opened = False
         self._lock = anyio.Lock()
@@ -116,8 +123,9 @@ class IdempotentHandling:
                 logger.info("idempotency: %s already handled (key %s): acked", message.message_id, key)
                 return msgspec.json.decode(record.result) if record.result else None
             stats.in_progress += 1
-            wait = record.lease_until - store_clock(store)
-            raise Retry(delay=max(1, min(43_200, math.ceil(wait))))
+            remaining = record.lease_until - store_clock(store)
+            elapsed = config.lease - remaining
+            raise Retry(delay=recheck_delay(remaining, elapsed, message.receive_count, self.receive_limit))
         stats.ran += 1
         try:
             result = await call_next()
@@ -135,6 +143,27 @@ class IdempotentHandling:
         if not await self.config.store.complete(key, token, _encode(result), self.config.ttl):
             self.config.stats.lost_claims += 1
             logger.warning("idempotency: %s ran after its lease on key %s ran out", message.message_id, key)
+
+
+def recheck_delay(remaining: float, elapsed: float, receive_count: int, receive_limit: int | None) -> int:
+    """Seconds until a delivery that found its key in progress elsewhere looks again.
+
+    Most overlaps are two copies of one message handled at the same moment, and the other run ends soon.
+    So the first deliveries look again after as long as that run has lasted so far (at least 1 s: the
+    waits double with its age); later ones wait out the rest of the lease (a crashed run's key frees only
+    then). Each look is a receive, so the quick looks are at most 3, and fewer under an attempt limit:
+    ``(limit - 1) // 2``, which leaves receives for the run after the lease. Never past the lease (the key
+    may be free then), never outside SQS's 1 s .. 12 h.
+
+    Args:
+        remaining: seconds left on the other run's lease.
+        elapsed: seconds since that run claimed the key.
+        receive_count: this delivery's receive count.
+        receive_limit: the worker's attempt limit (receives before dead-lettering), if any.
+    """
+    quick = 3 if receive_limit is None else min(3, (receive_limit - 1) // 2)
+    wait = min(remaining, max(1.0, elapsed)) if receive_count <= quick else remaining
+    return max(1, min(43_200, math.ceil(wait)))
 
 
 def store_clock(store: IdempotencyStore) -> float:

@@ -163,7 +163,7 @@ class Worker:
         """The worker's own middleware, outermost first: ``around``, rate, breaker, idempotency."""
         chain = [*self.around, self.rate, self.breaker]
         if self.idempotency is not None and self.connect is not None:
-            chain.append(self.idempotency.middleware(self.name, self.connect))
+            chain.append(self.idempotency.middleware(self.name, self.connect, self.attempts_limit))
         return tuple(wrapper for wrapper in chain if wrapper is not None)
 
     async def admit(self) -> None:
