@@ -13,15 +13,13 @@ rather than one per entry, and the callback gets the entry's outcome when the ba
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 import anyio
 
 from .._exceptions import QfanError
-
-if TYPE_CHECKING:
-    import asyncio
+from ._loop import spawn
 
 logger = logging.getLogger("qfan")
 
@@ -38,18 +36,6 @@ Done = Callable[[Out | QfanError], None]
 
 Finished = Callable[[QfanError | None], None]
 """Called once when work done without waiting for it is over: ``None``, or the error that undid it."""
-
-_tasks: set[asyncio.Task[Any]] = set()  # strong references to running background tasks
-
-
-def spawn(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` in a task of its own on the running loop, referenced until it ends (its caller keeps
-    track of completion through callbacks, not through the task)."""
-    import asyncio  # loaded with the first event loop, not with ``import qfan`` (cold starts)
-
-    task = asyncio.get_running_loop().create_task(work)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
 
 
 class _Batch(Generic[In, Out]):

@@ -14,7 +14,8 @@ from .._wire._codec import Decoder
 from .._wire._envelope import AcceptedTopics, SnsEnvelope, looks_like_envelope, unwrap
 from .._wire._limits import MAX_VISIBILITY
 from .._wire._pointer import PayloadLocation
-from ._batching import Finished, spawn
+from ._batching import Finished
+from ._loop import spawn
 from ._payloads import Fetched
 
 T = TypeVar("T")

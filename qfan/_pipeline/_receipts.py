@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from .._exceptions import QfanError
 from .._transport import ReceiptEntry, RetryingSqs, VisibilityEntry
 from .._wire._pointer import PayloadLocation, split_receipt_handle
-from ._batching import Coalescer, Finished, spawn
+from ._batching import Coalescer, Finished
+from ._loop import spawn
 from ._payloads import Payloads
 
 

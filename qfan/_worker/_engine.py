@@ -46,9 +46,10 @@ import anyio.abc
 
 from .._exceptions import QfanError
 from .._pipeline._hooks import HookSet
+from .._pipeline._loop import asyncio_loop
 from .._pipeline._message import Message
 from .._wire._codec import Decoder
-from ._executor import PendingAcks, SettleExecutor, on_asyncio
+from ._executor import PendingAcks, SettleExecutor
 from ._heartbeat import VisibilityHeartbeat
 from ._intake import Activity, Level, ReceiveCalls, gather_slots
 from ._runner import HandlerRunner
@@ -136,7 +137,7 @@ class WorkerEngine:
             int(info.attributes.get("VisibilityTimeout", 30)) for info in infos
         )
         self._heartbeat = VisibilityHeartbeat(self._visibility, self.worker.max_extension)
-        self._executor.acks = self._acks if on_asyncio() else None
+        self._executor.acks = self._acks if asyncio_loop() is not None else None
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._heartbeat.run)
             try:

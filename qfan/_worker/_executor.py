@@ -39,17 +39,6 @@ DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_RECEIVE_COUNT, DEAD_LETTER_SO
 _MAX_REASON = 1_000
 
 
-def on_asyncio() -> bool:
-    """Whether the running event loop is asyncio's (queued deletes need it; see the module docstring)."""
-    import asyncio  # loaded by the event loop already; not with ``import qfan``
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 class PendingAcks:
     """The deletes a worker queued without waiting for them (see the module docstring).
 

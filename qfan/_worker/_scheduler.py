@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import anyio
 
 from .._exceptions import ConfigError
+from .._pipeline._loop import asyncio_loop
 from .._resources._levels import MODES, Mode
 
 _SHARED = -1
@@ -66,12 +67,8 @@ class _EventWaiter:
 def _new_waiter() -> _Waiter:
     """A bare future on asyncio: an idle runner waits once per message on a busy worker, and an anyio
     Event costs several times as much."""
-    import asyncio  # loaded by the event loop already; not with ``import qfan``
-
-    try:
-        return asyncio.get_running_loop().create_future()
-    except RuntimeError:  # not asyncio
-        return _EventWaiter()
+    loop = asyncio_loop()
+    return _EventWaiter() if loop is None else loop.create_future()
 
 
 def check_reserved(concurrency: int, levels: int, reserved: Mapping[int, int]) -> int:
