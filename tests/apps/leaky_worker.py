@@ -21,9 +21,11 @@ logger = logging.getLogger("tests.leaky")
 app = qfan.App("leaky-worker")
 items = app.queue(os.environ.get("QFAN_TEST_QUEUE", "leaky"), Item, visibility_timeout=2)
 _out = os.environ.get("QFAN_TEST_OUT", os.devnull)
+# Short long polls: a stop waits for the receive in flight (it may bring messages), 20 s on an idle queue.
+_receive_wait = int(os.environ.get("QFAN_TEST_RECEIVE_WAIT", "3"))
 
 
-@app.worker(items)
+@app.worker(items, receive_wait=_receive_wait)
 async def record(item: Item) -> None:
     logger.debug("handling %s with secret key %s", item.id, os.environ.get("AWS_SECRET_ACCESS_KEY"))
     try:
